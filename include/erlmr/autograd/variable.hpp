@@ -1,0 +1,190 @@
+// erlmr/autograd/variable.hpp — define-by-run reverse mode.
+//
+// A Var<T> is a handle on a graph node: the node holds the forward value, the
+// nodes it was computed from (its parents), and a hand-written backward rule.
+// Every node gets a creation index from a global counter; since a node is
+// always created after its parents, sorting a graph's nodes by decreasing
+// index is a valid reverse topological order. That is the "tape": backward()
+// gathers the nodes reachable from the output with an explicit stack (no
+// recursion, so a graph of a million nodes is fine) and walks them in
+// decreasing creation order, each rule adding into its parents' adjoints.
+//
+// Complex gradients follow PyTorch's convention (spec §2): for a real loss L
+// and z = x + iy the gradient stored for z is ∂L/∂x + i·∂L/∂y.
+//
+// Graph memory: a rule captures the tensors it needs (shared buffers). After a
+// backward pass the rules are released unless retain_graph is set; running a
+// second pass through a released node throws.
+#pragma once
+#include <atomic>
+#include <functional>
+#include <memory>
+#include <stdexcept>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "erlmr/core/tensor.hpp"
+
+namespace erlmr {
+
+class AutogradError : public std::logic_error {
+ public:
+  using std::logic_error::logic_error;
+};
+
+// ---- grad mode ------------------------------------------------------------
+namespace detail {
+inline thread_local int g_no_grad_depth = 0;
+inline std::uint64_t next_node_id() {
+  static std::atomic<std::uint64_t> counter{0};
+  return counter.fetch_add(1, std::memory_order_relaxed);
+}
+}  // namespace detail
+
+inline bool grad_enabled() { return detail::g_no_grad_depth == 0; }
+
+// RAII scope in which no op records a graph (like torch.no_grad()).
+class NoGradGuard {
+ public:
+  NoGradGuard() { ++detail::g_no_grad_depth; }
+  ~NoGradGuard() { --detail::g_no_grad_depth; }
+  NoGradGuard(const NoGradGuard&) = delete;
+  NoGradGuard& operator=(const NoGradGuard&) = delete;
+};
+
+// ---- nodes ----------------------------------------------------------------
+struct NodeBase {
+  std::uint64_t id = detail::next_node_id();
+  bool requires_grad = false;
+  bool released = false;  // backward rule freed after a pass without retain_graph
+  const char* op = "leaf";
+  std::vector<std::shared_ptr<NodeBase>> parents;
+
+  // Destroying a long chain must not recurse once per node: parents that this
+  // node holds the last reference to are dismantled with an explicit stack.
+  virtual ~NodeBase() {
+    std::vector<std::shared_ptr<NodeBase>> stack = std::move(parents);
+    while (!stack.empty()) {
+      std::shared_ptr<NodeBase> p = std::move(stack.back());
+      stack.pop_back();
+      if (p.use_count() == 1) {
+        p->release();  // the rule may hold the last other references to p's parents
+        for (auto& q : p->parents) stack.push_back(std::move(q));
+        p->parents.clear();
+      }
+    }
+  }
+  bool is_leaf() const { return parents.empty(); }
+  virtual bool has_adjoint() const = 0;
+  virtual void clear_adjoint() = 0;
+  virtual void run_backward() = 0;  // propagate the adjoint to the parents
+  virtual void release() = 0;       // drop the backward rule and what it captured
+  virtual void accumulate_adjoint_into_grad() = 0;
+};
+
+template <class T>
+struct Node final : NodeBase {
+  using Rule = std::function<void(const Tensor<T>&)>;
+  Tensor<T> value;
+  Tensor<T> grad;     // accumulated gradient of a leaf (what .grad is in PyTorch)
+  Tensor<T> adjoint;  // gradient flowing during one backward pass
+  Rule rule;
+
+  bool has_adjoint() const override { return adjoint.defined(); }
+  void clear_adjoint() override { adjoint = Tensor<T>(); }
+  void run_backward() override {
+    if (!rule) return;
+    rule(adjoint);
+  }
+  void release() override {
+    rule = nullptr;
+    released = true;
+  }
+  void accumulate_adjoint_into_grad() override {
+    if (!adjoint.defined()) return;
+    if (!grad.defined()) grad = adjoint.clone();
+    else grad.vec() += adjoint.vec();
+  }
+  // Adds g (same shape as value) into the adjoint; takes g's buffer when the
+  // adjoint is empty and g is not shared with a value.
+  void add_adjoint(Tensor<T> g) {
+    check_same_shape(value.shape(), g.shape(), op);
+    if (!adjoint.defined()) {
+      adjoint = g.shares_storage(value) ? g.clone() : std::move(g);
+    } else {
+      adjoint.vec() += g.vec();
+    }
+  }
+};
+
+// ---- Var --------------------------------------------------------------------
+template <class T>
+class Var {
+ public:
+  using value_type = T;
+  using NodePtr = std::shared_ptr<Node<T>>;
+
+  Var() = default;
+  // A leaf. Parameters are leaves with requires_grad = true.
+  explicit Var(Tensor<T> value, bool requires_grad = false) : node_(std::make_shared<Node<T>>()) {
+    node_->value = std::move(value);
+    node_->requires_grad = requires_grad;
+  }
+  explicit Var(NodePtr n) : node_(std::move(n)) {}
+
+  bool defined() const { return node_ != nullptr; }
+  const Tensor<T>& value() const { return node_->value; }
+  const Shape& shape() const { return node_->value.shape(); }
+  std::int64_t numel() const { return node_->value.numel(); }
+  T item() const { return node_->value.item(); }
+  bool requires_grad() const { return node_ && node_->requires_grad; }
+  bool is_leaf() const { return node_->is_leaf(); }
+  const char* op() const { return node_->op; }
+  void set_requires_grad(bool r) {
+    if (!is_leaf()) throw AutogradError("set_requires_grad: only leaves can change requires_grad");
+    node_->requires_grad = r;
+  }
+
+  // Accumulated gradient of a leaf (undefined tensor until a backward pass reaches it).
+  const Tensor<T>& grad() const { return node_->grad; }
+  Tensor<T>& mutable_grad() const { return node_->grad; }
+  void zero_grad() const { node_->grad = Tensor<T>(); }
+
+  // A new leaf with the same value (shared buffer) and no history.
+  Var detach() const { return Var(node_->value, false); }
+
+  const NodePtr& node() const { return node_; }
+
+ private:
+  NodePtr node_;
+};
+
+// ---- recording ops ------------------------------------------------------------
+namespace detail {
+template <class V> bool any_requires_grad(const V& v) { return v.requires_grad(); }
+}  // namespace detail
+
+// Creates the result node of an op. `rule` receives the adjoint of the result
+// and adds into the parents' adjoints (with add_grad below). No node is
+// recorded when grad mode is off or no parent requires a gradient.
+template <class T, class Rule, class... Parents>
+Var<T> record(const char* op, Tensor<T> value, Rule&& rule, const Parents&... parents) {
+  const bool needs = grad_enabled() && (false || ... || parents.requires_grad());
+  auto n = std::make_shared<Node<T>>();
+  n->value = std::move(value);
+  n->op = op;
+  if (needs) {
+    n->requires_grad = true;
+    (n->parents.push_back(parents.node()), ...);
+    n->rule = std::forward<Rule>(rule);
+  }
+  return Var<T>(std::move(n));
+}
+
+// Adds g into v's adjoint when v takes part in differentiation.
+template <class T> void add_grad(const Var<T>& v, Tensor<T> g) {
+  if (v.requires_grad()) v.node()->add_adjoint(std::move(g));
+}
+
+}  // namespace erlmr

@@ -1,0 +1,79 @@
+// erlmr/core/device.hpp — the device trait.
+//
+// A device is a plain struct of static functions, in the manner of Eigen's
+// DefaultDevice: allocate, deallocate, copy, fill, parallel_for, num_threads.
+// Storage and kernels are templated on the device type; op code that only uses
+// these functions (and Eigen maps on host devices) is device-agnostic. A CUDA
+// device would provide the same members in its own header, compiled only by
+// the CUDA build, plus its own kernels for the ops (selected by overload on the
+// device type, never by a runtime switch).
+#pragma once
+#include <algorithm>
+#include <concepts>
+#include <cstddef>
+#include <cstdint>
+#include <cstdlib>
+#include <cstring>
+#include <new>
+
+#include "erlmr/core/thread_pool.hpp"
+
+namespace erlmr {
+
+template <class D>
+concept Device = requires(std::size_t n, void* p, const void* q, std::int64_t m) {
+  { D::allocate(n) } -> std::same_as<void*>;
+  D::deallocate(p);
+  D::copy(p, q, n);              // device-to-device copy of n bytes
+  D::copy_from_host(p, q, n);
+  D::copy_to_host(p, q, n);
+  D::zero(p, n);
+  { D::num_threads() } -> std::convertible_to<int>;
+  { D::is_host } -> std::convertible_to<bool>;
+};
+
+struct CpuDevice {
+  static constexpr bool is_host = true;
+  static constexpr std::size_t kAlignment = 64;  // a cache line; enough for AVX-512 loads
+
+  static void* allocate(std::size_t bytes) {
+    if (bytes == 0) bytes = kAlignment;
+    const std::size_t rounded = (bytes + kAlignment - 1) / kAlignment * kAlignment;
+    void* p = std::aligned_alloc(kAlignment, rounded);
+    if (!p) throw std::bad_alloc();
+    return p;
+  }
+  static void deallocate(void* p) { std::free(p); }
+  static void copy(void* dst, const void* src, std::size_t bytes) {
+    if (bytes) std::memcpy(dst, src, bytes);
+  }
+  static void copy_from_host(void* dst, const void* src, std::size_t bytes) { copy(dst, src, bytes); }
+  static void copy_to_host(void* dst, const void* src, std::size_t bytes) { copy(dst, src, bytes); }
+  static void zero(void* p, std::size_t bytes) {
+    if (bytes) std::memset(p, 0, bytes);
+  }
+  template <class T> static void fill(T* p, std::int64_t n, const T& v) { std::fill(p, p + n, v); }
+
+  static int num_threads() { return ThreadPool::instance().num_threads(); }
+
+  // Calls f(begin, end) over [0, n) in chunks of `grain` elements. Chunk
+  // boundaries depend on n and grain only, so results never depend on the
+  // thread count (see thread_pool.hpp).
+  template <class F> static void parallel_for(std::int64_t n, std::int64_t grain, F&& f) {
+    if (n <= 0) return;
+    grain = std::max<std::int64_t>(1, grain);
+    const std::int64_t chunks = (n + grain - 1) / grain;
+    if (chunks == 1) {
+      f(std::int64_t{0}, n);
+      return;
+    }
+    ThreadPool::instance().run(chunks, [&](std::int64_t c) {
+      const std::int64_t b = c * grain;
+      f(b, std::min(n, b + grain));
+    });
+  }
+};
+
+static_assert(Device<CpuDevice>);
+
+}  // namespace erlmr

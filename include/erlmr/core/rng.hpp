@@ -1,0 +1,78 @@
+// erlmr/core/rng.hpp — counter-based random numbers (Philox4x32-10).
+//
+// Philox (Salmon et al., "Parallel random numbers: as easy as 1, 2, 3", SC'11)
+// maps (key, counter) to four 32-bit words with a fixed bijection, so the i-th
+// random number of a draw depends only on (seed, offset + i) — never on which
+// thread computes it or in what order. A Generator is just (seed, offset):
+// each draw of n values consumes the counters [offset, offset + n) and advances
+// offset, which makes state trivially checkpointable (two integers).
+#pragma once
+#include <array>
+#include <cmath>
+#include <cstdint>
+
+namespace erlmr {
+
+struct Philox4x32 {
+  using Counter = std::array<std::uint32_t, 4>;
+  using Key = std::array<std::uint32_t, 2>;
+
+  static Counter round(const Counter& c, const Key& k) {
+    constexpr std::uint64_t M0 = 0xD2511F53u, M1 = 0xCD9E8D57u;
+    const std::uint64_t p0 = M0 * c[0], p1 = M1 * c[2];
+    return {static_cast<std::uint32_t>(p1 >> 32) ^ c[1] ^ k[0], static_cast<std::uint32_t>(p1),
+            static_cast<std::uint32_t>(p0 >> 32) ^ c[3] ^ k[1], static_cast<std::uint32_t>(p0)};
+  }
+  static Counter generate(Counter c, Key k) {
+    constexpr std::uint32_t W0 = 0x9E3779B9u, W1 = 0xBB67AE85u;
+    for (int r = 0; r < 10; ++r) {
+      c = round(c, k);
+      k[0] += W0;
+      k[1] += W1;
+    }
+    return c;
+  }
+};
+
+class Generator {
+ public:
+  explicit Generator(std::uint64_t seed = 0, std::uint64_t offset = 0) : seed_(seed), offset_(offset) {}
+
+  std::uint64_t seed() const { return seed_; }
+  std::uint64_t offset() const { return offset_; }
+  void set_state(std::uint64_t seed, std::uint64_t offset) { seed_ = seed; offset_ = offset; }
+
+  // Reserves n counters and returns the first; the caller evaluates them in any order.
+  std::uint64_t reserve(std::uint64_t n) {
+    const std::uint64_t first = offset_;
+    offset_ += n;
+    return first;
+  }
+
+  // 32 random bits for counter i (four words per Philox block; word i%4 of block i/4).
+  std::uint32_t bits(std::uint64_t i) const {
+    const std::uint64_t block = i >> 2;
+    const auto out = Philox4x32::generate(
+        {static_cast<std::uint32_t>(block), static_cast<std::uint32_t>(block >> 32), 0u, 0u},
+        {static_cast<std::uint32_t>(seed_), static_cast<std::uint32_t>(seed_ >> 32)});
+    return out[i & 3];
+  }
+  // Uniform in [0, 1) with 24 random bits (exact in float and double).
+  double uniform(std::uint64_t i) const { return (bits(i) >> 8) * (1.0 / 16777216.0); }
+  // Standard normal by Box–Muller from two counters (2i, 2i+1) of a separate lane.
+  double normal(std::uint64_t i) const {
+    const std::uint64_t blk = i >> 1;
+    const auto out = Philox4x32::generate(
+        {static_cast<std::uint32_t>(blk), static_cast<std::uint32_t>(blk >> 32), 1u, 0u},
+        {static_cast<std::uint32_t>(seed_), static_cast<std::uint32_t>(seed_ >> 32)});
+    const double u1 = ((out[0] >> 8) + 1) * (1.0 / 16777217.0);  // (0, 1]
+    const double u2 = (out[1] >> 8) * (1.0 / 16777216.0);
+    const double r = std::sqrt(-2.0 * std::log(u1));
+    return (i & 1) ? r * std::sin(6.283185307179586 * u2) : r * std::cos(6.283185307179586 * u2);
+  }
+
+ private:
+  std::uint64_t seed_, offset_;
+};
+
+}  // namespace erlmr

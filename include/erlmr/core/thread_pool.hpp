@@ -1,0 +1,136 @@
+// erlmr/core/thread_pool.hpp — a small persistent pool behind CpuDevice::parallel_for.
+//
+// Determinism contract: work is cut into chunks whose boundaries depend only on
+// the problem size and the grain, never on the number of threads. Each chunk is
+// executed by exactly one thread and writes a disjoint part of the output, so the
+// result of any parallel_for is bitwise identical for 1, 2 or N threads.
+// Reductions are done per chunk into a per-chunk slot and combined in chunk
+// order by the caller (see parallel_reduce).
+#pragma once
+#include <algorithm>
+#include <atomic>
+#include <condition_variable>
+#include <cstdint>
+#include <functional>
+#include <mutex>
+#include <thread>
+#include <vector>
+
+namespace erlmr {
+
+class ThreadPool {
+ public:
+  static ThreadPool& instance() {
+    static ThreadPool pool;
+    return pool;
+  }
+
+  int num_threads() const { return num_threads_; }
+
+  // Sets the number of threads used by parallel_for (the caller counts as one).
+  void set_num_threads(int n) {
+    n = std::max(1, n);
+    std::lock_guard<std::mutex> g(resize_mutex_);
+    stop_workers();
+    num_threads_ = n;
+    start_workers(n - 1);
+  }
+
+  // Runs f(chunk_index) for chunk_index in [0, chunks). Blocks until all are done.
+  // Exceptions thrown by f are rethrown (the first one) in the calling thread.
+  void run(std::int64_t chunks, const std::function<void(std::int64_t)>& f) {
+    if (chunks <= 0) return;
+    if (chunks == 1 || num_threads_ == 1 || in_worker_) {
+      for (std::int64_t c = 0; c < chunks; ++c) f(c);
+      return;
+    }
+    std::lock_guard<std::mutex> job_guard(job_mutex_);  // one job at a time
+    {
+      std::lock_guard<std::mutex> g(m_);
+      job_ = &f;
+      chunks_ = chunks;
+      next_.store(0);
+      pending_ = static_cast<int>(workers_.size());
+      error_ = nullptr;
+      ++generation_;
+    }
+    cv_.notify_all();
+    work();  // the caller takes chunks too
+    std::unique_lock<std::mutex> lk(m_);
+    done_cv_.wait(lk, [&] { return pending_ == 0; });
+    job_ = nullptr;
+    if (error_) std::rethrow_exception(error_);
+  }
+
+  ~ThreadPool() { stop_workers(); }
+
+ private:
+  ThreadPool() {
+    unsigned hw = std::thread::hardware_concurrency();
+    num_threads_ = hw == 0 ? 1 : static_cast<int>(hw);
+    start_workers(num_threads_ - 1);
+  }
+
+  void work() {
+    for (;;) {
+      const std::int64_t c = next_.fetch_add(1);
+      if (c >= chunks_) break;
+      try {
+        (*job_)(c);
+      } catch (...) {
+        std::lock_guard<std::mutex> g(m_);
+        if (!error_) error_ = std::current_exception();
+      }
+    }
+  }
+
+  void worker_loop() {
+    in_worker_ = true;
+    std::uint64_t seen = 0;
+    for (;;) {
+      {
+        std::unique_lock<std::mutex> lk(m_);
+        cv_.wait(lk, [&] { return stop_ || generation_ != seen; });
+        if (stop_) return;
+        seen = generation_;
+      }
+      work();
+      {
+        std::lock_guard<std::mutex> g(m_);
+        if (--pending_ == 0) done_cv_.notify_one();
+      }
+    }
+  }
+
+  void start_workers(int n) {
+    stop_ = false;
+    for (int i = 0; i < n; ++i) workers_.emplace_back([this] { worker_loop(); });
+  }
+  void stop_workers() {
+    {
+      std::lock_guard<std::mutex> g(m_);
+      stop_ = true;
+    }
+    cv_.notify_all();
+    for (auto& t : workers_) t.join();
+    workers_.clear();
+  }
+
+  int num_threads_ = 1;
+  std::vector<std::thread> workers_;
+  std::mutex m_, job_mutex_, resize_mutex_;
+  std::condition_variable cv_, done_cv_;
+  const std::function<void(std::int64_t)>* job_ = nullptr;
+  std::int64_t chunks_ = 0;
+  std::atomic<std::int64_t> next_{0};
+  int pending_ = 0;
+  std::uint64_t generation_ = 0;
+  bool stop_ = false;
+  std::exception_ptr error_;
+  static inline thread_local bool in_worker_ = false;
+};
+
+inline int num_threads() { return ThreadPool::instance().num_threads(); }
+inline void set_num_threads(int n) { ThreadPool::instance().set_num_threads(n); }
+
+}  // namespace erlmr

@@ -1,0 +1,133 @@
+// erlmr/ops/complex.hpp — building, taking apart and rectifying complex tensors.
+//
+// Rules from spec §2: for s = f(z), G_z = conj(G_s)·∂s/∂z̄ + G_s·conj(∂s/∂z);
+// for a real input x of a complex output, G_x = Re(conj(G_s)·ds/dx).
+// Derivations are in docs/gradients.md; each rule is restated above its op.
+#pragma once
+#include "erlmr/ops/elementwise.hpp"
+
+namespace erlmr {
+
+// z = x + i·y.  ds/dx = 1 ⇒ G_x = Re(G);  ds/dy = i ⇒ G_y = Re(conj(G)·i) = Im(G).
+template <RealScalar R> Var<std::complex<R>> make_complex(const Var<R>& x, const Var<R>& y) {
+  using C = std::complex<R>;
+  check_same_shape(x.shape(), y.shape(), "make_complex");
+  Tensor<C> z(x.shape());
+  z.vec() = x.value().vec().template cast<C>() + C(0, 1) * y.value().vec().template cast<C>();
+  return record("make_complex", z, [x, y](const Tensor<C>& g) {
+    if (x.requires_grad()) add_grad(x, detail::from_array<R>(g.shape(), g.vec().real()));
+    if (y.requires_grad()) add_grad(y, detail::from_array<R>(g.shape(), g.vec().imag()));
+  }, x, y);
+}
+
+// Euler map z = μ·exp(iθ) (μ, θ real, broadcast together).
+//   ds/dμ = exp(iθ)     ⇒ G_μ = Re(conj(G)·exp(iθ))
+//   ds/dθ = i·z         ⇒ G_θ = Re(conj(G)·i·z) = Im(G)·Re(z) − Re(G)·Im(z)
+template <RealScalar R> Var<std::complex<R>> euler(const Var<R>& mu, const Var<R>& theta) {
+  using C = std::complex<R>;
+  const Shape s = broadcast_shapes(mu.shape(), theta.shape(), "euler");
+  const Tensor<R> m = expand(mu.value(), s, "euler"), t = expand(theta.value(), s, "euler");
+  Tensor<C> z(s);
+  simd::euler(m.data(), t.data(), z.data(), z.numel());
+  return record("euler", z, [mu, theta, t, z](const Tensor<C>& g) {
+    const auto gr = g.vec().real(), gi = g.vec().imag();
+    if (mu.requires_grad()) {
+      // exp(iθ) recomputed from θ (not z/μ, which fails at μ = 0).
+      const Tensor<R> one = Tensor<R>::ones(t.shape());
+      Tensor<C> e(t.shape());
+      simd::euler(one.data(), t.data(), e.data(), e.numel());
+      add_grad(mu, sum_to(detail::from_array<R>(g.shape(), gr * e.vec().real() + gi * e.vec().imag()), mu.shape()));
+    }
+    if (theta.requires_grad())
+      add_grad(theta, sum_to(detail::from_array<R>(g.shape(), gi * z.vec().real() - gr * z.vec().imag()), theta.shape()));
+  }, mu, theta);
+}
+
+// Re z: s = (z + z̄)/2 ⇒ G_z = G (as a complex number with zero imaginary part).
+template <RealScalar R> Var<R> real(const Var<std::complex<R>>& z) {
+  using C = std::complex<R>;
+  Tensor<R> s(z.shape());
+  s.vec() = z.value().vec().real();
+  return record("real", s, [z](const Tensor<R>& g) {
+    add_grad(z, detail::from_array<C>(g.shape(), g.vec().template cast<C>()));
+  }, z);
+}
+// Im z: s = (z − z̄)/(2i) ⇒ G_z = i·G.
+template <RealScalar R> Var<R> imag(const Var<std::complex<R>>& z) {
+  using C = std::complex<R>;
+  Tensor<R> s(z.shape());
+  s.vec() = z.value().vec().imag();
+  return record("imag", s, [z](const Tensor<R>& g) {
+    add_grad(z, detail::from_array<C>(g.shape(), C(0, 1) * g.vec().template cast<C>()));
+  }, z);
+}
+// conj z: ∂s/∂z̄ = 1, ∂s/∂z = 0 ⇒ G_z = conj(G).
+template <RealScalar R> Var<std::complex<R>> conj(const Var<std::complex<R>>& z) {
+  using C = std::complex<R>;
+  Tensor<C> s(z.shape());
+  s.vec() = z.value().vec().conjugate();
+  return record("conj", s, [z](const Tensor<C>& g) { add_grad(z, detail::from_array<C>(g.shape(), g.vec().conjugate())); }, z);
+}
+// |z| = √(x² + y²): ∂/∂x = x/|z|, ∂/∂y = y/|z| ⇒ G_z = G·z/|z|; 0 at z = 0.
+template <RealScalar R> Var<R> abs(const Var<std::complex<R>>& z) {
+  using C = std::complex<R>;
+  Tensor<R> s(z.shape());
+  s.vec() = z.value().vec().abs();
+  return record("abs", s, [z, s](const Tensor<R>& g) {
+    Tensor<C> gz(g.shape());
+    const C* zv = z.value().data();
+    for (std::int64_t i = 0; i < gz.numel(); ++i)
+      gz.data()[i] = s.data()[i] > R(0) ? zv[i] * (g.data()[i] / s.data()[i]) : C(0);
+    add_grad(z, gz);
+  }, z);
+}
+// arg z = atan2(y, x): ∂/∂x = −y/|z|², ∂/∂y = x/|z|² ⇒ G_z = G·(−y + i·x)/|z|² = i·G·z/|z|².
+// arg 0 = 0 with zero gradient.
+template <RealScalar R> Var<R> arg(const Var<std::complex<R>>& z) {
+  using C = std::complex<R>;
+  const std::int64_t n = z.numel();
+  Tensor<R> re(z.shape()), im(z.shape()), s(z.shape());
+  re.vec() = z.value().vec().real();
+  im.vec() = z.value().vec().imag();
+  simd::atan2(im.data(), re.data(), s.data(), n);
+  return record("arg", s, [z](const Tensor<R>& g) {
+    Tensor<C> gz(g.shape());
+    const C* zv = z.value().data();
+    for (std::int64_t i = 0; i < gz.numel(); ++i) {
+      const R r2 = std::norm(zv[i]);
+      gz.data()[i] = r2 > R(0) ? C(-zv[i].imag(), zv[i].real()) * (g.data()[i] / r2) : C(0);
+    }
+    add_grad(z, gz);
+  }, z);
+}
+// CReLU(z) = relu(x) + i·relu(y) ⇒ G_z = Re(G)·1[x > 0] + i·Im(G)·1[y > 0].
+template <RealScalar R> Var<std::complex<R>> crelu(const Var<std::complex<R>>& z) {
+  using C = std::complex<R>;
+  Tensor<C> s(z.shape());
+  const C* zv = z.value().data();
+  for (std::int64_t i = 0; i < s.numel(); ++i) s.data()[i] = C(std::max(zv[i].real(), R(0)), std::max(zv[i].imag(), R(0)));
+  return record("crelu", s, [z](const Tensor<C>& g) {
+    Tensor<C> gz(g.shape());
+    const C* zv = z.value().data();
+    for (std::int64_t i = 0; i < gz.numel(); ++i)
+      gz.data()[i] = C(zv[i].real() > R(0) ? g.data()[i].real() : R(0), zv[i].imag() > R(0) ? g.data()[i].imag() : R(0));
+    add_grad(z, gz);
+  }, z);
+}
+
+// z·r for complex z and real r (broadcast): ds/dz = r (holomorphic in z) ⇒ G_z = G·r;
+// ds/dr = z ⇒ G_r = Re(conj(G)·z).
+template <RealScalar R> Var<std::complex<R>> mul(const Var<std::complex<R>>& z, const Var<R>& r) {
+  using C = std::complex<R>;
+  const Shape s = broadcast_shapes(z.shape(), r.shape(), "mul");
+  const Tensor<C> ez = expand(z.value(), s, "mul");
+  const Tensor<R> er = expand(r.value(), s, "mul");
+  Tensor<C> out(s);
+  out.vec() = ez.vec() * er.vec().template cast<C>();
+  return record("mul_complex_real", out, [z, r, ez, er](const Tensor<C>& g) {
+    if (z.requires_grad()) add_grad(z, sum_to(detail::from_array<C>(g.shape(), g.vec() * er.vec().template cast<C>()), z.shape()));
+    if (r.requires_grad()) add_grad(r, sum_to(detail::from_array<R>(g.shape(), (g.vec().conjugate() * ez.vec()).real()), r.shape()));
+  }, z, r);
+}
+
+}  // namespace erlmr

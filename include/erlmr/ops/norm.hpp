@@ -1,0 +1,121 @@
+// erlmr/ops/norm.hpp — batch normalisation and dropout.
+//
+// batch_norm over axis 1 of x (N, C, ...), statistics over all other axes
+// (m = N·∏spatial values per channel), as torch.nn.functional.batch_norm:
+//   training:   μ = mean, σ² = biased variance, x̂ = (x − μ)/√(σ² + ε), y = γ·x̂ + β;
+//               running_mean ← (1−m)·running_mean + m·μ,
+//               running_var  ← (1−m)·running_var + m·σ²·n/(n−1)   (unbiased, as PyTorch).
+//   evaluation: the running statistics replace μ and σ².
+// Backward (training), per channel, with s = 1/√(σ² + ε):
+//   G_β = Σ G,  G_γ = Σ G·x̂,  G_x = γ·s·(G − mean(G) − x̂·mean(G·x̂)).
+// Backward (evaluation): G_x = G·γ·s with the running σ².
+//
+// dropout(x, p): y = x·mask/(1−p), mask ~ Bernoulli(1−p) from the counter-based
+// Generator (element i uses counter offset + i). A complex x gets independent
+// masks for the real and imaginary parts (spec §3.1). G_x = G·mask/(1−p), per part.
+#pragma once
+#include "erlmr/ops/reduce.hpp"
+
+namespace erlmr {
+
+struct BatchNormState {
+  double momentum = 0.1;
+  double eps = 1e-5;
+};
+
+template <RealScalar T>
+Var<T> batch_norm(const Var<T>& x, const Var<T>& gamma, const Var<T>& beta, const Tensor<T>& running_mean,
+                  const Tensor<T>& running_var, bool training, double momentum = 0.1, double eps = 1e-5) {
+  const Shape& s = x.shape();
+  if (s.rank() < 2) throw ShapeError("batch_norm: input " + s.str() + " has no channel axis");
+  const std::int64_t N = s[0], C = s[1], inner = s.numel() / std::max<std::int64_t>(N * C, 1), m = N * inner;
+  const Shape cs{C};
+  for (const Shape* p : {&gamma.shape(), &beta.shape(), &running_mean.shape(), &running_var.shape()})
+    if (!(*p == cs)) throw ShapeError("batch_norm: input " + s.str() + " and per-channel parameter " + p->str() + " differ");
+  if (training && m < 2) throw ShapeError("batch_norm: need more than one value per channel in training, got input " + s.str());
+  Tensor<T> mu(cs), inv(cs), xhat(s), y(s);
+  const T* xv = x.value().data();
+  for (std::int64_t c = 0; c < C; ++c) {
+    T mean, var;
+    if (training) {
+      T acc = 0;
+      for (std::int64_t n = 0; n < N; ++n)
+        for (std::int64_t i = 0; i < inner; ++i) acc += xv[(n * C + c) * inner + i];
+      mean = acc / T(m);
+      T sq = 0;
+      for (std::int64_t n = 0; n < N; ++n)
+        for (std::int64_t i = 0; i < inner; ++i) {
+          const T d = xv[(n * C + c) * inner + i] - mean;
+          sq += d * d;
+        }
+      var = sq / T(m);
+      running_mean.data()[c] = T(1 - momentum) * running_mean.data()[c] + T(momentum) * mean;
+      running_var.data()[c] = T(1 - momentum) * running_var.data()[c] + T(momentum) * var * T(m) / T(m - 1);
+    } else {
+      mean = running_mean.data()[c];
+      var = running_var.data()[c];
+    }
+    mu.data()[c] = mean;
+    inv.data()[c] = T(1) / std::sqrt(var + T(eps));
+    const T gm = gamma.value().data()[c], bt = beta.value().data()[c], is = inv.data()[c];
+    for (std::int64_t n = 0; n < N; ++n)
+      for (std::int64_t i = 0; i < inner; ++i) {
+        const std::int64_t k = (n * C + c) * inner + i;
+        xhat.data()[k] = (xv[k] - mean) * is;
+        y.data()[k] = gm * xhat.data()[k] + bt;
+      }
+  }
+  auto rule = [x, gamma, beta, xhat, inv, training, N, C, inner, m](const Tensor<T>& g) {
+    Tensor<T> gx(x.shape()), gg(Shape{C}), gb(Shape{C});
+    for (std::int64_t c = 0; c < C; ++c) {
+      T sg = 0, sgx = 0;
+      for (std::int64_t n = 0; n < N; ++n)
+        for (std::int64_t i = 0; i < inner; ++i) {
+          const std::int64_t k = (n * C + c) * inner + i;
+          sg += g.data()[k];
+          sgx += g.data()[k] * xhat.data()[k];
+        }
+      gb.data()[c] = sg;
+      gg.data()[c] = sgx;
+      const T a = gamma.value().data()[c] * inv.data()[c];
+      const T mg = sg / T(m), mgx = sgx / T(m);
+      for (std::int64_t n = 0; n < N; ++n)
+        for (std::int64_t i = 0; i < inner; ++i) {
+          const std::int64_t k = (n * C + c) * inner + i;
+          gx.data()[k] = training ? a * (g.data()[k] - mg - xhat.data()[k] * mgx) : a * g.data()[k];
+        }
+    }
+    add_grad(x, gx);
+    add_grad(gamma, gg);
+    add_grad(beta, gb);
+  };
+  return record("batch_norm", y, rule, x, gamma, beta);
+}
+
+// Dropout; identity when !training or p == 0.
+template <Scalar T> Var<T> dropout(const Var<T>& x, double p, bool training, Generator& gen) {
+  if (p < 0 || p >= 1) throw std::invalid_argument("dropout: p must be in [0, 1), got " + std::to_string(p));
+  if (!training || p == 0) return x;
+  using R = real_t<T>;
+  constexpr int parts = is_complex_v<T> ? 2 : 1;
+  const std::int64_t n = x.numel();
+  const std::uint64_t first = gen.reserve(static_cast<std::uint64_t>(parts * n));
+  const R keep_scale = R(1) / R(1 - p);
+  // mask holds 0 or 1/(1−p) for each real part.
+  Tensor<R> mask(Shape{parts * n});
+  CpuDevice::parallel_for(parts * n, 1 << 14, [&](std::int64_t b, std::int64_t e) {
+    for (std::int64_t i = b; i < e; ++i) mask.data()[i] = gen.uniform(first + static_cast<std::uint64_t>(i)) >= p ? keep_scale : R(0);
+  });
+  auto apply = [mask, n](const Tensor<T>& in) {
+    Tensor<T> out(in.shape());
+    const R* mk = mask.data();
+    for (std::int64_t i = 0; i < n; ++i) {
+      if constexpr (is_complex_v<T>) out.data()[i] = T(in.data()[i].real() * mk[2 * i], in.data()[i].imag() * mk[2 * i + 1]);
+      else out.data()[i] = in.data()[i] * mk[i];
+    }
+    return out;
+  };
+  return record("dropout", apply(x.value()), [x, apply](const Tensor<T>& g) { add_grad(x, apply(g)); }, x);
+}
+
+}  // namespace erlmr

@@ -1,0 +1,150 @@
+// erlmr/ops/shape_ops.hpp — reshape, flatten, transpose, concat, split, slice.
+//
+// All are linear maps that only move elements, so each backward is the
+// inverse movement of the gradient: reshape ↔ reshape back, transpose ↔ the
+// same transpose, concat ↔ split, slice ↔ scatter into zeros.
+#pragma once
+#include <vector>
+
+#include "erlmr/ops/reduce.hpp"
+
+namespace erlmr {
+
+template <Scalar T> Var<T> reshape(const Var<T>& x, const std::vector<std::int64_t>& dims) {
+  Tensor<T> y = x.value().reshape(dims);
+  return record("reshape", y, [x](const Tensor<T>& g) { add_grad(x, g.reshape(x.shape()).clone()); }, x);
+}
+// Flattens axes [start, end] into one.
+template <Scalar T> Var<T> flatten(const Var<T>& x, int start = 1, int end = -1) {
+  const Shape& s = x.shape();
+  const int a = s.normalize_axis(start, "flatten"), b = s.normalize_axis(end, "flatten");
+  std::vector<std::int64_t> d;
+  for (int i = 0; i < a; ++i) d.push_back(s[i]);
+  std::int64_t m = 1;
+  for (int i = a; i <= b; ++i) m *= s[i];
+  d.push_back(m);
+  for (int i = b + 1; i < s.rank(); ++i) d.push_back(s[i]);
+  return reshape(x, d);
+}
+
+namespace detail {
+// Copies x with axes a and b swapped.
+template <class T> Tensor<T> swap_axes(const Tensor<T>& x, int a, int b) {
+  Shape os = x.shape();
+  std::swap(os[a], os[b]);
+  Tensor<T> y(os);
+  Shape perm_src = x.shape();
+  // Stride of each output axis in the source.
+  std::array<std::int64_t, Shape::kMaxRank> st{};
+  for (int i = 0; i < os.rank(); ++i) st[static_cast<std::size_t>(i)] = perm_src.stride(i);
+  std::swap(st[static_cast<std::size_t>(a)], st[static_cast<std::size_t>(b)]);
+  std::array<std::int64_t, Shape::kMaxRank> idx{};
+  std::int64_t off = 0;
+  for (std::int64_t i = 0; i < y.numel(); ++i) {
+    y.data()[i] = x.data()[off];
+    for (int k = os.rank() - 1; k >= 0; --k) {
+      const auto uk = static_cast<std::size_t>(k);
+      if (++idx[uk] < os[k]) { off += st[uk]; break; }
+      off -= st[uk] * (os[k] - 1);
+      idx[uk] = 0;
+    }
+  }
+  return y;
+}
+}  // namespace detail
+
+template <Scalar T> Var<T> transpose(const Var<T>& x, int a = -2, int b = -1) {
+  const int ua = x.shape().normalize_axis(a, "transpose"), ub = x.shape().normalize_axis(b, "transpose");
+  return record("transpose", detail::swap_axes(x.value(), ua, ub), [x, ua, ub](const Tensor<T>& g) {
+    add_grad(x, detail::swap_axes(g, ua, ub));
+  }, x);
+}
+
+// Concatenation along an axis; all other extents must agree.
+template <Scalar T> Var<T> concat(const std::vector<Var<T>>& xs, int axis) {
+  if (xs.empty()) throw ShapeError("concat: no inputs");
+  const Shape& s0 = xs[0].shape();
+  const int a = s0.normalize_axis(axis, "concat");
+  Shape os = s0;
+  os[a] = 0;
+  for (const auto& x : xs) {
+    const Shape& s = x.shape();
+    bool ok = s.rank() == s0.rank();
+    for (int i = 0; ok && i < s.rank(); ++i) ok = (i == a) || s[i] == s0[i];
+    if (!ok) throw ShapeError("concat: shapes " + shapes_str(s0, s) + " differ outside axis " + std::to_string(a));
+    os[a] += s[a];
+  }
+  const auto sp = detail::split_at(os, a);
+  Tensor<T> y(os);
+  std::vector<std::int64_t> offs;
+  std::int64_t off = 0;
+  for (const auto& x : xs) {
+    const std::int64_t w = x.shape()[a] * sp.inner;
+    for (std::int64_t o = 0; o < sp.outer; ++o)
+      std::copy_n(x.value().data() + o * w, w, y.data() + o * sp.n * sp.inner + off);
+    offs.push_back(off);
+    off += w;
+  }
+  auto rule = [xs, sp, offs, a](const Tensor<T>& g) {
+    for (std::size_t j = 0; j < xs.size(); ++j) {
+      if (!xs[j].requires_grad()) continue;
+      Tensor<T> gx(xs[j].shape());
+      const std::int64_t w = xs[j].shape()[a] * sp.inner;
+      for (std::int64_t o = 0; o < sp.outer; ++o)
+        std::copy_n(g.data() + o * sp.n * sp.inner + offs[j], w, gx.data() + o * w);
+      add_grad(xs[j], gx);
+    }
+  };
+  // record() takes a fixed parameter list; build the node by hand for n inputs.
+  auto n = std::make_shared<Node<T>>();
+  n->value = y;
+  n->op = "concat";
+  bool needs = false;
+  for (const auto& x : xs) needs = needs || x.requires_grad();
+  if (needs && grad_enabled()) {
+    n->requires_grad = true;
+    for (const auto& x : xs) n->parents.push_back(x.node());
+    n->rule = rule;
+  }
+  return Var<T>(n);
+}
+
+// Elements [start, start + length) along an axis.
+template <Scalar T> Var<T> slice(const Var<T>& x, int axis, std::int64_t start, std::int64_t length) {
+  const Shape& s = x.shape();
+  const int a = s.normalize_axis(axis, "slice");
+  if (start < 0 || length < 0 || start + length > s[a])
+    throw ShapeError("slice: [" + std::to_string(start) + ", " + std::to_string(start + length) + ") out of range for axis " +
+                     std::to_string(a) + " of shape " + s.str());
+  const auto sp = detail::split_at(s, a);
+  Shape os = s;
+  os[a] = length;
+  Tensor<T> y(os);
+  for (std::int64_t o = 0; o < sp.outer; ++o)
+    std::copy_n(x.value().data() + (o * sp.n + start) * sp.inner, length * sp.inner, y.data() + o * length * sp.inner);
+  return record("slice", y, [x, sp, start, length](const Tensor<T>& g) {
+    auto gx = Tensor<T>::zeros(x.shape());
+    for (std::int64_t o = 0; o < sp.outer; ++o)
+      std::copy_n(g.data() + o * length * sp.inner, length * sp.inner, gx.data() + (o * sp.n + start) * sp.inner);
+    add_grad(x, gx);
+  }, x);
+}
+
+// Splits along an axis into pieces of the given sizes (which must add up to the extent).
+template <Scalar T> std::vector<Var<T>> split(const Var<T>& x, const std::vector<std::int64_t>& sizes, int axis) {
+  const int a = x.shape().normalize_axis(axis, "split");
+  std::int64_t total = 0;
+  for (auto v : sizes) total += v;
+  if (total != x.shape()[a])
+    throw ShapeError("split: sizes add up to " + std::to_string(total) + " but axis " + std::to_string(a) + " of shape " +
+                     x.shape().str() + " has " + std::to_string(x.shape()[a]));
+  std::vector<Var<T>> out;
+  std::int64_t start = 0;
+  for (auto v : sizes) {
+    out.push_back(slice(x, a, start, v));
+    start += v;
+  }
+  return out;
+}
+
+}  // namespace erlmr

@@ -1,0 +1,70 @@
+#include "test_util.hpp"
+
+using namespace erlmr;
+using test::cd;
+using test::check_grad;
+using test::rnd;
+
+namespace {
+// Direct definition of cross-correlation, for reference.
+template <class T>
+Tensor<T> naive_conv(const Tensor<T>& x, const Tensor<T>& w, const Tensor<T>& b, int sh, int sw, int ph, int pw) {
+  const auto N = x.dim(0), C = x.dim(1), H = x.dim(2), W = x.dim(3), O = w.dim(0), kh = w.dim(2), kw = w.dim(3);
+  const auto Ho = (H + 2 * ph - kh) / sh + 1, Wo = (W + 2 * pw - kw) / sw + 1;
+  auto y = Tensor<T>::zeros(Shape{N, O, Ho, Wo});
+  for (int n = 0; n < N; ++n)
+    for (int o = 0; o < O; ++o)
+      for (int i = 0; i < Ho; ++i)
+        for (int j = 0; j < Wo; ++j) {
+          T acc = b.defined() ? b[o] : T(0);
+          for (int c = 0; c < C; ++c)
+            for (int u = 0; u < kh; ++u)
+              for (int v = 0; v < kw; ++v) {
+                const auto yy = i * sh - ph + u, xx = j * sw - pw + v;
+                if (yy >= 0 && yy < H && xx >= 0 && xx < W) acc += w.at({o, c, u, v}) * x.at({n, c, yy, xx});
+              }
+          y.at({n, o, i, j}) = acc;
+        }
+  return y;
+}
+}  // namespace
+
+TEST_CASE_TEMPLATE("conv2d: value against the definition, and gradients", T, double, cd) {
+  auto x = rnd<T>(Shape{2, 3, 6, 5}, 1);
+  auto w = rnd<T>(Shape{4, 3, 3, 2}, 2);
+  auto b = rnd<T>(Shape{4}, 3);
+  for (auto [s, p] : {std::pair<int, int>{1, 0}, {2, 1}, {1, 2}}) {
+    CAPTURE(s);
+    CAPTURE(p);
+    auto y = conv2d(x, w, b, {s, s}, {p, p}).value();
+    auto r = naive_conv(x.value(), w.value(), b.value(), s, s, p, p);
+    CHECK(test::max_abs_diff(y, r) < 1e-12);
+  }
+  SUBCASE("stride 1, no padding") { check_grad([&] { return conv2d(x, w, b); }, x, w, b); }
+  SUBCASE("stride 2, padding 1, no bias") { check_grad([&] { return conv2d(x, w, Var<T>(), {2, 2}, {1, 1}); }, x, w); }
+  SUBCASE("asymmetric stride/padding") { check_grad([&] { return conv2d(x, w, b, {1, 2}, {2, 0}); }, x, w, b); }
+}
+
+TEST_CASE("conv2d: the sensor encoder's first layer geometry") {
+  auto x = rnd<double>(Shape{2, 1, 3, 20}, 1, false);
+  auto w = rnd<double>(Shape{64, 1, 2, 2}, 2, false);
+  CHECK(conv2d(x, w).shape() == Shape{2, 64, 2, 19});
+}
+
+TEST_CASE("conv2d: shape errors") {
+  auto x = rnd<double>(Shape{2, 3, 6, 5}, 1), w = rnd<double>(Shape{4, 2, 3, 3}, 2);
+  CHECK_THROWS_WITH_AS(conv2d(x, w), "conv2d: input (2, 3, 6, 5) and weight (4, 2, 3, 3) are not (N, C, H, W) and (O, C, kh, kw)",
+                       ShapeError);
+  CHECK_THROWS_AS(conv2d(x, rnd<double>(Shape{4, 3, 9, 9}, 3)), ShapeError);
+}
+
+TEST_CASE_TEMPLATE("global average pooling", T, double, cd) {
+  auto x = rnd<T>(Shape{2, 3, 4, 5}, 1);
+  auto y = global_avg_pool(x);
+  CHECK(y.shape() == Shape{2, 3});
+  T s(0);
+  for (int i = 0; i < 4; ++i)
+    for (int j = 0; j < 5; ++j) s += x.value().at({1, 2, i, j});
+  CHECK(std::abs(y.value().at({1, 2}) - s / T(20.0)) < 1e-12);
+  check_grad([&] { return global_avg_pool(x); }, x);
+}
