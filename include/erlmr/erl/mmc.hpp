@@ -1,0 +1,59 @@
+// erlmr/erl/mmc.hpp — the Multi-Modal Constrained loss and the two-task min-norm weight.
+//
+// Spec §3.3: c_j = Σ_b θ_a[b,j] θ_g[b,j] / (max(‖θ_a[:,j]‖, ε)·max(‖θ_g[:,j]‖, ε)),
+//            L_ph = 1 − mean_j c_j,  L_MMC = L_ph + CE(out_a, y) + CE(out_g, y).
+// Spec §3.4: γ from the normalised gradients ĝ_k = g_k / (L_k‖g_k‖) of L_CE and 2·L_ph.
+#pragma once
+#include <cmath>
+#include <vector>
+
+#include "erlmr/autograd/backward.hpp"
+#include "erlmr/ops/loss.hpp"
+
+namespace erlmr::erl {
+
+// Phase agreement loss: 1 − mean over feature dimensions of the cosine down the batch.
+template <RealScalar R> Var<R> phase_cosine_loss(const Var<R>& theta_a, const Var<R>& theta_g) {
+  return add_scalar(neg(mean(cosine_similarity(theta_a, theta_g, 0, 1e-8))), R(1));
+}
+
+// Dot products of two gradient lists (flattened over all tensors, in list order).
+struct GradGram {
+  double v11 = 0, v12 = 0, v22 = 0;
+};
+
+template <RealScalar R>
+GradGram gram(const std::vector<Tensor<R>>& g1, const std::vector<Tensor<R>>& g2) {
+  GradGram m;
+  for (std::size_t i = 0; i < g1.size(); ++i) {
+    const R* a = g1[i].data();
+    const R* b = g2[i].data();
+    for (std::int64_t k = 0; k < g1[i].numel(); ++k) {
+      m.v11 += double(a[k]) * double(a[k]);
+      m.v12 += double(a[k]) * double(b[k]);
+      m.v22 += double(b[k]) * double(b[k]);
+    }
+  }
+  return m;
+}
+
+// The min-norm point of the segment between two (normalised) gradients, as in
+// the released code (Sener & Koltun's MinNormSolver for two tasks):
+//   γ = 0.999 if v12 ≥ v11;  0.001 if v12 ≥ v22;  else (v22 − v12)/(v11 + v22 − 2 v12).
+inline double min_norm_weight(double v11, double v12, double v22) {
+  if (v12 >= v11) return 0.999;
+  if (v12 >= v22) return 0.001;
+  return (v22 - v12) / (v11 + v22 - 2 * v12);
+}
+
+// γ from raw gradients g1 (of L1) and g2 (of L2): normalise by L_k·‖g_k‖, then min-norm.
+// A zero gradient or loss leaves its direction at zero (no division by zero).
+template <RealScalar R>
+double min_norm_weight(const std::vector<Tensor<R>>& g1, double L1, const std::vector<Tensor<R>>& g2, double L2) {
+  const GradGram m = gram(g1, g2);
+  const double n1 = L1 * std::sqrt(m.v11), n2 = L2 * std::sqrt(m.v22);
+  const double s1 = n1 > 0 ? 1 / n1 : 0, s2 = n2 > 0 ? 1 / n2 : 0;
+  return min_norm_weight(m.v11 * s1 * s1, m.v12 * s1 * s2, m.v22 * s2 * s2);
+}
+
+}  // namespace erlmr::erl

@@ -1,0 +1,92 @@
+// erlmr/erl/step.hpp — one ERL-MR training step (spec §3.4), without the optimiser update.
+//
+// fused (default): one forward pass. g1 = ∇_Θ L_CE and g2 = ∇_Θ(2·L_ph) are taken
+//   from the same graph (retain_graph), γ = min_norm_weight(g1, L_CE, g2, 2·L_ph), and
+//   L = γ·L_CE + (1−γ)·(L_ph + CE_a + CE_g) is backpropagated into every parameter's grad().
+// faithful: the released code's three passes with fresh dropout masks (A: unimodal
+//   logits; B: L_CE for g1; C: θ for g2 and the L_CE, L_ph kept in the loss); the
+//   final backward runs through A and C. Every pass updates batch-norm statistics.
+#pragma once
+#include <string>
+#include <vector>
+
+#include "erlmr/erl/mmc.hpp"
+#include "erlmr/erl/model.hpp"
+
+namespace erlmr::erl {
+
+enum class StepMode { fused, faithful };
+inline StepMode parse_step_mode(const std::string& s) {
+  if (s == "fused") return StepMode::fused;
+  if (s == "faithful") return StepMode::faithful;
+  throw std::invalid_argument("unknown step mode '" + s + "' (expected fused or faithful)");
+}
+
+template <RealScalar R> struct StepResult {
+  ModelOut<R> fwd;          // the pass whose outputs are reported (C in faithful mode; A's unimodal logits)
+  double loss_ce = 0, loss_phase = 0, loss_uni = 0, loss_ce_a = 0, loss_ce_g = 0, gamma = 0, loss = 0;
+};
+
+template <RealScalar R> double value_of(const Var<R>& v) { return double(v.item()); }
+
+// Runs the step and leaves the gradient of L in every parameter's grad() (accumulated;
+// zero the gradients first). Returns the loss terms and γ.
+template <RealScalar R>
+StepResult<R> erlmr_step(ErlmrModel<R>& model, const Var<R>& x1, const Var<R>& x2, const std::vector<std::int64_t>& y,
+                         nn::Context& ctx, StepMode mode = StepMode::fused) {
+  const auto theta = model.shared_parameters();
+  StepResult<R> r;
+  if (mode == StepMode::fused) {
+    auto f = model.forward(x1, x2, ctx);
+    auto l_ce = cross_entropy(f.out, y);
+    auto l_ph = phase_cosine_loss(f.theta_a, f.theta_g);
+    auto l_a = cross_entropy(f.out_a, y), l_g = cross_entropy(f.out_g, y);
+    auto l_ph2 = scale(l_ph, R(2));
+    auto g1 = grad(l_ce, theta, /*retain_graph=*/true);
+    auto g2 = grad(l_ph2, theta, /*retain_graph=*/true);
+    r.gamma = min_norm_weight(g1, value_of(l_ce), g2, value_of(l_ph2));
+    auto l_uni = add(l_a, l_g);
+    auto loss = add(scale(l_ce, R(r.gamma)), scale(add(l_ph, l_uni), R(1 - r.gamma)));
+    backward(loss);
+    r.fwd = f;
+    r.loss_ce = value_of(l_ce);
+    r.loss_phase = value_of(l_ph);
+    r.loss_ce_a = value_of(l_a);
+    r.loss_ce_g = value_of(l_g);
+    r.loss_uni = value_of(l_uni);
+    r.loss = value_of(loss);
+    return r;
+  }
+  // faithful
+  auto fa = model.forward(x1, x2, ctx);  // pass A: unimodal logits
+  auto l_a = cross_entropy(fa.out_a, y), l_g = cross_entropy(fa.out_g, y);
+  double l1;
+  std::vector<Tensor<R>> g1;
+  {
+    auto fb = model.forward(x1, x2, ctx);  // pass B: L_CE for g1
+    auto l_ce_b = cross_entropy(fb.out, y);
+    l1 = value_of(l_ce_b);
+    g1 = grad(l_ce_b, theta);
+  }
+  auto fc = model.forward(x1, x2, ctx);  // pass C: phases for g2, and the kept L_CE, L_ph
+  auto l_ce = cross_entropy(fc.out, y);
+  auto l_ph = phase_cosine_loss(fc.theta_a, fc.theta_g);
+  auto l_ph2 = scale(l_ph, R(2));
+  auto g2 = grad(l_ph2, theta, /*retain_graph=*/true);
+  r.gamma = min_norm_weight(g1, l1, g2, value_of(l_ph2));
+  auto l_uni = add(l_a, l_g);
+  auto loss = add(scale(l_ce, R(r.gamma)), scale(add(l_ph, l_uni), R(1 - r.gamma)));
+  backward(loss);
+  r.fwd = fc;
+  r.fwd.out_a = fa.out_a;
+  r.fwd.out_g = fa.out_g;
+  r.loss_ce = value_of(l_ce);
+  r.loss_phase = value_of(l_ph);
+  r.loss_ce_a = value_of(l_a);
+  r.loss_ce_g = value_of(l_g);
+  r.loss_uni = value_of(l_uni);
+  r.loss = value_of(loss);
+  return r;
+}
+
+}  // namespace erlmr::erl
