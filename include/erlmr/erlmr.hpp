@@ -18,3 +18,11 @@
 #include "erlmr/ops/norm.hpp"
 #include "erlmr/ops/loss.hpp"
 #include "erlmr/autograd/gradcheck.hpp"
+#include "erlmr/nn/module.hpp"
+#include "erlmr/optim/optimizer.hpp"
+#include "erlmr/optim/schedule.hpp"
+#include "erlmr/erl/model.hpp"
+#include "erlmr/erl/mmc.hpp"
+#include "erlmr/erl/step.hpp"
+// File formats, datasets and the training loop (erlmr/data/*, erlmr/train/*) need zlib
+// and are included separately.

@@ -92,3 +92,22 @@ TEST_CASE("tape: seed gradient for a non-scalar output") {
   CHECK(a.grad()[0] == 2.0);
   CHECK(a.grad()[1] == 40.0);
 }
+
+TEST_CASE("tape: one adjoint handed to several parents is not shared between them") {
+  // add() passes its incoming gradient unchanged to both operands; each parent must
+  // get its own buffer, or a later accumulation into one corrupts the other.
+  Var<double> a(Tensor<double>::scalar(1.0), true), b(Tensor<double>::scalar(2.0), true);
+  backward(add(add(a, b), a));
+  CHECK(a.grad().item() == 2.0);
+  CHECK(b.grad().item() == 1.0);
+  Var<double> x(Tensor<double>::scalar(0.7), true);
+  auto ea = exp(x), sb = sin(x);
+  auto y = add(add(ea, sb), scale(ea, 3.0));
+  backward(y);
+  CHECK(x.grad().item() == doctest::Approx(4 * std::exp(0.7) + std::cos(0.7)));
+  Var<double> z(Tensor<double>::scalar(1.5), true);
+  auto r = add_scalar(z, 1.0);
+  auto gs = grad(add(mul(z, z), r), std::vector<Var<double>>{r, z});
+  CHECK(gs[0].item() == 1.0);
+  CHECK(gs[1].item() == doctest::Approx(4.0));
+}

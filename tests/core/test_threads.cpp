@@ -58,3 +58,16 @@ TEST_CASE("threads: an exception inside a parallel region reaches the caller") {
                   }),
                   std::runtime_error);
 }
+
+TEST_CASE("threads: a parallel_for nested in a chunk runs serially instead of deadlocking") {
+  set_num_threads(4);
+  std::vector<int> hits(64, 0);
+  CpuDevice::parallel_for(8, 1, [&](std::int64_t b, std::int64_t e) {
+    for (std::int64_t i = b; i < e; ++i)
+      CpuDevice::parallel_for(8, 1, [&](std::int64_t b2, std::int64_t e2) {
+        for (std::int64_t j = b2; j < e2; ++j) hits[static_cast<std::size_t>(i * 8 + j)] += 1;
+      });
+  });
+  for (int h : hits) CHECK(h == 1);
+  set_num_threads(2);
+}

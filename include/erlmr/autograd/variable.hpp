@@ -106,12 +106,13 @@ struct Node final : NodeBase {
     if (!grad.defined()) grad = adjoint.clone();
     else grad.vec() += adjoint.vec();
   }
-  // Adds g (same shape as value) into the adjoint; takes g's buffer when the
-  // adjoint is empty and g is not shared with a value.
+  // Adds g (same shape as value) into the adjoint. The adjoint is accumulated in
+  // place, so it must own its buffer: g's buffer is adopted only when no other
+  // handle refers to it (a rule may pass one tensor to several parents).
   void add_adjoint(Tensor<T> g) {
     check_same_shape(value.shape(), g.shape(), op);
     if (!adjoint.defined()) {
-      adjoint = g.shares_storage(value) ? g.clone() : std::move(g);
+      adjoint = g.use_count() == 1 ? std::move(g) : g.clone();
     } else {
       adjoint.vec() += g.vec();
     }

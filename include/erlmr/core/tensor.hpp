@@ -145,6 +145,8 @@ class Tensor {
   Tensor reshape(std::initializer_list<std::int64_t> dims) const { return reshape(std::vector<std::int64_t>(dims)); }
   Tensor reshape(const Shape& s) const { return reshape(s.vec()); }
   bool shares_storage(const Tensor& o) const { return storage_ == o.storage_; }
+  // Number of Tensor handles sharing this buffer (0 for an undefined tensor).
+  long use_count() const { return storage_.use_count(); }
   void zero_() const { D::zero(data(), nbytes()); }
   void fill_(T v) const { D::fill(data(), numel(), v); }
   void copy_(const Tensor& src) const {

@@ -5,7 +5,7 @@
 // executed by exactly one thread and writes a disjoint part of the output, so the
 // result of any parallel_for is bitwise identical for 1, 2 or N threads.
 // Reductions are done per chunk into a per-chunk slot and combined in chunk
-// order by the caller (see parallel_reduce).
+// order by the caller. A parallel_for nested inside a chunk runs serially.
 #pragma once
 #include <algorithm>
 #include <atomic>
@@ -40,7 +40,7 @@ class ThreadPool {
   // Exceptions thrown by f are rethrown (the first one) in the calling thread.
   void run(std::int64_t chunks, const std::function<void(std::int64_t)>& f) {
     if (chunks <= 0) return;
-    if (chunks == 1 || num_threads_ == 1 || in_worker_) {
+    if (chunks == 1 || num_threads_ == 1 || in_parallel_) {
       for (std::int64_t c = 0; c < chunks; ++c) f(c);
       return;
     }
@@ -55,7 +55,9 @@ class ThreadPool {
       ++generation_;
     }
     cv_.notify_all();
-    work();  // the caller takes chunks too
+    in_parallel_ = true;  // a nested parallel_for from the caller's chunks runs serially
+    work();               // the caller takes chunks too
+    in_parallel_ = false;
     std::unique_lock<std::mutex> lk(m_);
     done_cv_.wait(lk, [&] { return pending_ == 0; });
     job_ = nullptr;
@@ -85,7 +87,7 @@ class ThreadPool {
   }
 
   void worker_loop() {
-    in_worker_ = true;
+    in_parallel_ = true;
     std::uint64_t seen = 0;
     for (;;) {
       {
@@ -127,7 +129,7 @@ class ThreadPool {
   std::uint64_t generation_ = 0;
   bool stop_ = false;
   std::exception_ptr error_;
-  static inline thread_local bool in_worker_ = false;
+  static inline thread_local bool in_parallel_ = false;
 };
 
 inline int num_threads() { return ThreadPool::instance().num_threads(); }

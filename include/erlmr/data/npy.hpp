@@ -10,7 +10,8 @@
 //           as numpy.load ignores them.
 //           NPZ archives (ZIP, what numpy.savez / savez_compressed write): end of central
 //           directory record, ZIP64 records and extra fields, entries stored (method 0) or
-//           deflated (method 8), CRC-32 checked. An entry "k.npy" becomes key "k".
+//           deflated (method 8), CRC-32 checked. An entry "k.npy" becomes key "k"; an entry
+//           with another name keeps it, and must hold NPY data too.
 //   Writes  NPY 1.0 (2.0 when the header does not fit in 64 KiB), '<' little-endian, C order,
 //           header padded to a 64-byte boundary as numpy does. NPZ archives stored or deflated,
 //           with ZIP64 records only where sizes or offsets need them. Files are written to a

@@ -16,6 +16,7 @@
 #include <string>
 
 #include "erlmr/nn/module.hpp"
+#include "erlmr/ops/complex.hpp"
 
 namespace erlmr::erl {
 

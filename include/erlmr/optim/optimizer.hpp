@@ -1,0 +1,158 @@
+// erlmr/optim/optimizer.hpp — SGD (momentum, weight decay, Nesterov) and Adam/AdamW.
+//
+// Update rules are PyTorch's (torch.optim.SGD, Adam, AdamW), applied in place to
+// each parameter's value from its grad(). A complex parameter behaves exactly
+// like its (real, imaginary) pair of real parameters: the gradient convention
+// of spec §2 makes z ← z − lr·g the same step on x and y, and Adam's second
+// moment is kept per real component (|g|² would couple the two parts).
+// State (momentum buffers, step counts) is exposed for checkpoints, so a
+// resumed run continues bitwise identically.
+#pragma once
+#include <cmath>
+#include <functional>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+#include "erlmr/autograd/variable.hpp"
+
+namespace erlmr::optim {
+
+// A parameter seen as a flat array of real components (2 per complex element).
+template <RealScalar R> struct RealView {
+  R* value;
+  const R* grad;  // null when the parameter received no gradient
+  std::int64_t n;
+};
+
+template <RealScalar R> RealView<R> real_view(const Var<R>& v) {
+  return {v.value().data(), v.grad().defined() ? v.grad().data() : nullptr, v.numel()};
+}
+template <RealScalar R> RealView<R> real_view(const Var<std::complex<R>>& v) {
+  return {reinterpret_cast<R*>(v.value().data()), v.grad().defined() ? reinterpret_cast<const R*>(v.grad().data()) : nullptr,
+          2 * v.numel()};
+}
+
+template <RealScalar R>
+class Optimizer {
+ public:
+  virtual ~Optimizer() = default;
+  void add_params(const std::vector<Var<R>>& ps) {
+    for (const auto& p : ps) views_.push_back([p] { return real_view(p); });
+    grow_state();
+  }
+  void add_params(const std::vector<Var<std::complex<R>>>& ps) {
+    for (const auto& p : ps) views_.push_back([p] { return real_view(p); });
+    grow_state();
+  }
+  double lr = 1e-3;
+  virtual void step() = 0;
+  // Flat state for checkpoints: one vector per parameter and slot.
+  virtual std::vector<std::vector<R>*> state_buffers() = 0;
+  std::int64_t steps = 0;
+
+ protected:
+  virtual void grow_state() = 0;
+  std::vector<std::function<RealView<R>()>> views_;
+};
+
+// torch.optim.SGD: g ← g + wd·p; b ← μ·b + (1−dampening)·g (b = g on the first step);
+// g ← g + μ·b (Nesterov) or g ← b; p ← p − lr·g.
+template <RealScalar R>
+class SGD final : public Optimizer<R> {
+ public:
+  SGD(double lr, double momentum = 0, double weight_decay = 0, bool nesterov = false, double dampening = 0)
+      : momentum(momentum), weight_decay(weight_decay), dampening(dampening), nesterov(nesterov) {
+    this->lr = lr;
+    if (nesterov && (momentum <= 0 || dampening != 0))
+      throw std::invalid_argument("SGD: Nesterov momentum requires momentum > 0 and dampening = 0");
+  }
+  void step() override {
+    for (std::size_t k = 0; k < this->views_.size(); ++k) {
+      auto v = this->views_[k]();
+      if (!v.grad) continue;
+      auto& buf = buffers_[k];
+      const bool first = buf.empty();
+      if (momentum != 0 && first) buf.assign(static_cast<std::size_t>(v.n), R(0));
+      for (std::int64_t i = 0; i < v.n; ++i) {
+        R g = v.grad[i] + R(weight_decay) * v.value[i];
+        if (momentum != 0) {
+          R& b = buf[static_cast<std::size_t>(i)];
+          b = first ? g : R(momentum) * b + R(1 - dampening) * g;
+          g = nesterov ? g + R(momentum) * b : b;
+        }
+        v.value[i] -= R(this->lr) * g;
+      }
+    }
+    ++this->steps;
+  }
+  std::vector<std::vector<R>*> state_buffers() override {
+    std::vector<std::vector<R>*> out;
+    for (auto& b : buffers_) out.push_back(&b);
+    return out;
+  }
+  double momentum, weight_decay, dampening;
+  bool nesterov;
+
+ private:
+  void grow_state() override { buffers_.resize(this->views_.size()); }
+  std::vector<std::vector<R>> buffers_;
+};
+
+// torch.optim.Adam / AdamW (decoupled = true):
+//   Adam:  g ← g + wd·p.   AdamW: p ← p·(1 − lr·wd).
+//   m ← β1 m + (1−β1) g;  v ← β2 v + (1−β2) g²;  p ← p − lr·(m/(1−β1ᵗ)) / (√(v/(1−β2ᵗ)) + ε).
+template <RealScalar R>
+class Adam final : public Optimizer<R> {
+ public:
+  Adam(double lr, double beta1 = 0.9, double beta2 = 0.999, double eps = 1e-8, double weight_decay = 0, bool decoupled = false)
+      : beta1(beta1), beta2(beta2), eps(eps), weight_decay(weight_decay), decoupled(decoupled) {
+    this->lr = lr;
+  }
+  void step() override {
+    ++this->steps;
+    const double t = double(this->steps);
+    const double bc1 = 1 - std::pow(beta1, t), bc2 = 1 - std::pow(beta2, t);
+    for (std::size_t k = 0; k < this->views_.size(); ++k) {
+      auto v = this->views_[k]();
+      if (!v.grad) continue;
+      auto& m = m_[k];
+      auto& s = v_[k];
+      if (m.empty()) {
+        m.assign(static_cast<std::size_t>(v.n), R(0));
+        s.assign(static_cast<std::size_t>(v.n), R(0));
+      }
+      for (std::int64_t i = 0; i < v.n; ++i) {
+        R g = v.grad[i];
+        if (decoupled) v.value[i] *= R(1 - this->lr * weight_decay);
+        else g += R(weight_decay) * v.value[i];
+        R& mi = m[static_cast<std::size_t>(i)];
+        R& si = s[static_cast<std::size_t>(i)];
+        mi = R(beta1) * mi + R(1 - beta1) * g;
+        si = R(beta2) * si + R(1 - beta2) * g * g;
+        v.value[i] -= R(this->lr) * (mi / R(bc1)) / (std::sqrt(si / R(bc2)) + R(eps));
+      }
+    }
+  }
+  std::vector<std::vector<R>*> state_buffers() override {
+    std::vector<std::vector<R>*> out;
+    for (auto& b : m_) out.push_back(&b);
+    for (auto& b : v_) out.push_back(&b);
+    return out;
+  }
+  double beta1, beta2, eps, weight_decay;
+  bool decoupled;
+
+ private:
+  void grow_state() override {
+    m_.resize(this->views_.size());
+    v_.resize(this->views_.size());
+  }
+  std::vector<std::vector<R>> m_, v_;
+};
+
+template <RealScalar R> void zero_grad(const std::vector<Var<R>>& ps) {
+  for (const auto& p : ps) p.zero_grad();
+}
+
+}  // namespace erlmr::optim

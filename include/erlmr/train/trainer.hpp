@@ -1,0 +1,414 @@
+// erlmr/train/trainer.hpp — training, evaluation, linear probes and checkpoints.
+//
+// Methods: erlmr (spec §3.4, fused or faithful step), joint (CE of the fused logits
+// only), uniform (CE(out) + CE(out_a) + CE(out_g)), unimodal-a / unimodal-g (the CE
+// of one unimodal head only: that encoder trained alone, the stand-alone reference).
+//
+// Determinism: the model is initialised from Generator(seed), dropout masks come
+// from Generator(seed + 1) whose (seed, offset) is checkpointed, and each epoch's
+// shuffle from Generator(seed + 2, epoch·N). With the fixed-order kernels this
+// makes a run bitwise reproducible, independent of the thread count, and a run
+// resumed from a checkpoint continues exactly as if it had not stopped.
+// metrics.csv therefore holds no wall-clock times (they go to summary.json).
+#pragma once
+#include <chrono>
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <functional>
+#include <memory>
+#include <sstream>
+#include <string>
+#include <vector>
+
+#include "erlmr/data/dataset.hpp"
+#include "erlmr/erl/step.hpp"
+#include "erlmr/optim/optimizer.hpp"
+#include "erlmr/optim/schedule.hpp"
+#include "erlmr/train/checkpoint.hpp"
+#include "erlmr/train/metrics.hpp"
+
+namespace erlmr::train {
+
+enum class Method { erlmr, joint, uniform, unimodal_a, unimodal_g };
+
+inline Method parse_method(const std::string& s) {
+  if (s == "erlmr") return Method::erlmr;
+  if (s == "joint") return Method::joint;
+  if (s == "uniform") return Method::uniform;
+  if (s == "unimodal-a") return Method::unimodal_a;
+  if (s == "unimodal-g") return Method::unimodal_g;
+  throw std::invalid_argument("unknown method '" + s + "' (expected erlmr, joint, uniform, unimodal-a or unimodal-g)");
+}
+inline const char* method_name(Method m) {
+  switch (m) {
+    case Method::erlmr: return "erlmr";
+    case Method::joint: return "joint";
+    case Method::uniform: return "uniform";
+    case Method::unimodal_a: return "unimodal-a";
+    case Method::unimodal_g: return "unimodal-g";
+  }
+  return "?";
+}
+
+struct TrainConfig {
+  Method method = Method::erlmr;
+  erl::FusionKind fusion = erl::FusionKind::concat;
+  erl::StepMode step_mode = erl::StepMode::fused;
+  int epochs = 20;
+  std::int64_t batch = 16;
+  std::string optimizer = "sgd";  // sgd | adam | adamw
+  double lr = 1e-3, momentum = 0.9, weight_decay = 1e-4;
+  bool nesterov = false;
+  optim::Schedule schedule{};
+  std::uint64_t seed = 42;
+  double dropout = 0.5;
+  int probe_epochs = 30;
+  std::int64_t eval_batch = 256;
+};
+
+struct EvalResult {
+  double loss = 0, acc = 0, acc_a = 0, acc_g = 0, f1 = 0, rho = 0, phase_cos = 0;
+};
+
+struct EpochMetrics {
+  int epoch = 0;
+  double lr = 0, loss = 0, loss_ce = 0, loss_phase = 0, loss_uni = 0, gamma = 0, phase_cos = 0;
+  EvalResult test;
+  static constexpr int kFields = 14;
+  std::vector<double> to_row() const {
+    return {double(epoch), lr, loss, loss_ce, loss_phase, loss_uni, test.acc, test.acc_a, test.acc_g, test.f1, phase_cos,
+            gamma, test.rho, test.loss};
+  }
+  static EpochMetrics from_row(const double* r) {
+    EpochMetrics m;
+    m.epoch = int(r[0]);
+    m.lr = r[1];
+    m.loss = r[2];
+    m.loss_ce = r[3];
+    m.loss_phase = r[4];
+    m.loss_uni = r[5];
+    m.test.acc = r[6];
+    m.test.acc_a = r[7];
+    m.test.acc_g = r[8];
+    m.test.f1 = r[9];
+    m.phase_cos = r[10];
+    m.gamma = r[11];
+    m.test.rho = r[12];
+    m.test.loss = r[13];
+    return m;
+  }
+  static std::string csv_header() {
+    return "epoch,lr,train_loss,train_loss_ce,train_loss_phase,train_loss_uni,test_acc,test_acc_a,test_acc_g,test_macro_f1,"
+           "phase_cos,gamma,rho,test_loss";
+  }
+  std::string csv_line() const {
+    std::ostringstream o;
+    o.precision(9);
+    auto r = to_row();
+    o << epoch;
+    for (std::size_t i = 1; i < r.size(); ++i) o << ',' << r[i];
+    return o.str();
+  }
+};
+
+struct ProbeResult {
+  double acc_a = 0, acc_g = 0;
+};
+
+// Progress callbacks: per step (for a progress bar) and per epoch.
+struct Progress {
+  std::function<void(int epoch, std::int64_t step, std::int64_t steps, double running_loss)> on_step;
+  std::function<void(const EpochMetrics&)> on_epoch;
+};
+
+template <RealScalar R>
+class Trainer {
+ public:
+  Trainer(const TrainConfig& cfg, const data::Dataset<R>& data) : cfg_(cfg), data_(data), init_gen_(cfg.seed), drop_gen_(cfg.seed + 1) {
+    erl::ModelConfig mc;
+    mc.window = data.window();
+    mc.classes = data.classes;
+    mc.fusion = cfg.fusion;
+    mc.dropout = cfg.dropout;
+    model_ = std::make_unique<erl::ErlmrModel<R>>(mc, init_gen_);
+    if (cfg.optimizer == "sgd") optim_ = std::make_unique<optim::SGD<R>>(cfg.lr, cfg.momentum, cfg.weight_decay, cfg.nesterov);
+    else if (cfg.optimizer == "adam") optim_ = std::make_unique<optim::Adam<R>>(cfg.lr, 0.9, 0.999, 1e-8, cfg.weight_decay, false);
+    else if (cfg.optimizer == "adamw") optim_ = std::make_unique<optim::Adam<R>>(cfg.lr, 0.9, 0.999, 1e-8, cfg.weight_decay, true);
+    else throw std::invalid_argument("unknown optimizer '" + cfg.optimizer + "' (expected sgd, adam or adamw)");
+    optim_->add_params(model_->parameters());
+    cfg_.schedule.base = cfg.lr;
+    if (cfg_.schedule.kind == optim::Schedule::Kind::cosine) cfg_.schedule.epochs = cfg.epochs;
+  }
+
+  erl::ErlmrModel<R>& model() { return *model_; }
+  const std::vector<EpochMetrics>& history() const { return history_; }
+  int epoch() const { return static_cast<int>(history_.size()); }
+
+  // One epoch of training; returns the epoch's metrics (test evaluation included).
+  EpochMetrics train_epoch(const Progress& progress = {}) {
+    const int ep = epoch();
+    optim_->lr = cfg_.schedule.lr(ep);
+    const auto& tr = data_.train;
+    const std::int64_t N = tr.size(), B = cfg_.batch, steps = N / B;  // drop the last partial batch (PyTorch drop_last)
+    const auto order = permutation(N, ep);
+    auto params = model_->parameters();
+    double s_loss = 0, s_ce = 0, s_ph = 0, s_uni = 0, s_gamma = 0;
+    nn::Context ctx{true, &drop_gen_, 1.0};
+    for (std::int64_t s = 0; s < steps; ++s) {
+      auto [x1, x2, y] = gather(tr, order, s * B, B);
+      optim::zero_grad(params);
+      const auto st = step(Var<R>(x1), Var<R>(x2), y, ctx);
+      optim_->step();
+      s_loss += st.loss;
+      s_ce += st.loss_ce;
+      s_ph += st.loss_phase;
+      s_uni += st.loss_uni;
+      s_gamma += st.gamma;
+      if (progress.on_step) progress.on_step(ep, s + 1, steps, s_loss / double(s + 1));
+    }
+    EpochMetrics m;
+    m.epoch = ep + 1;
+    m.lr = optim_->lr;
+    const double n = double(std::max<std::int64_t>(steps, 1));
+    m.loss = s_loss / n;
+    m.loss_ce = s_ce / n;
+    m.loss_phase = s_ph / n;
+    m.loss_uni = s_uni / n;
+    m.gamma = s_gamma / n;
+    m.phase_cos = 1 - m.loss_phase;
+    m.test = evaluate(data_.test);
+    history_.push_back(m);
+    if (progress.on_epoch) progress.on_epoch(m);
+    return m;
+  }
+
+  // Evaluation-mode metrics on a split (no graph, running batch-norm statistics).
+  EvalResult evaluate(const data::Split<R>& sp) {
+    NoGradGuard ng;
+    nn::Context ctx{false, nullptr, 1.0};
+    const std::int64_t N = sp.size();
+    std::vector<std::int64_t> p, pa, pg;
+    double conf_a = 0, conf_g = 0, loss = 0, phase = 0;
+    std::int64_t batches = 0;
+    std::vector<std::int64_t> idx(static_cast<std::size_t>(N));
+    for (std::int64_t i = 0; i < N; ++i) idx[static_cast<std::size_t>(i)] = i;
+    for (std::int64_t b0 = 0; b0 < N; b0 += cfg_.eval_batch) {
+      const std::int64_t nb = std::min(cfg_.eval_batch, N - b0);
+      auto [x1, x2, y] = gather(sp, idx, b0, nb);
+      auto f = model_->forward(Var<R>(x1), Var<R>(x2), ctx);
+      for (auto [dst, src] : {std::pair{&p, &f.out}, std::pair{&pa, &f.out_a}, std::pair{&pg, &f.out_g}}) {
+        auto am = argmax_rows(src->value());
+        dst->insert(dst->end(), am.begin(), am.end());
+      }
+      conf_a += true_class_confidence(f.out_a.value(), y);
+      conf_g += true_class_confidence(f.out_g.value(), y);
+      loss += double(cross_entropy(f.out, y).item()) * double(nb);
+      if (nb > 1) {
+        phase += double(erl::phase_cosine_loss(f.theta_a, f.theta_g).item());
+        ++batches;
+      }
+    }
+    EvalResult r;
+    r.acc = accuracy(p, sp.y);
+    r.acc_a = accuracy(pa, sp.y);
+    r.acc_g = accuracy(pg, sp.y);
+    r.f1 = macro_f1(p, sp.y, data_.classes);
+    r.rho = conf_g > 0 ? conf_a / conf_g : 0;
+    r.loss = loss / double(std::max<std::int64_t>(N, 1));
+    r.phase_cos = batches ? 1 - phase / double(batches) : 0;
+    return r;
+  }
+
+  // Linear probes: a fresh linear classifier on each frozen encoder's fused features h_m.
+  ProbeResult probe(int epochs = -1) {
+    if (epochs < 0) epochs = cfg_.probe_epochs;
+    auto [ha_tr, hg_tr] = features(data_.train);
+    auto [ha_te, hg_te] = features(data_.test);
+    return {train_probe(ha_tr, data_.train.y, ha_te, data_.test.y, epochs, 11),
+            train_probe(hg_tr, data_.train.y, hg_te, data_.test.y, epochs, 12)};
+  }
+
+  // ---- checkpoints -------------------------------------------------------------------
+  data::NpzMap checkpoint() {
+    data::NpzMap m;
+    auto st = model_->state();
+    add_state(m, st);
+    auto bufs = optim_->state_buffers();
+    for (std::size_t i = 0; i < bufs.size(); ++i)
+      m["trainer/optim/" + std::to_string(i)] = data::NpyArray::make<R>({static_cast<std::int64_t>(bufs[i]->size())}, *bufs[i]);
+    m["trainer/optim_steps"] = data::NpyArray::make<std::int64_t>({}, {optim_->steps});
+    m["trainer/dropout_rng"] = data::NpyArray::make<std::int64_t>(
+        {2}, {static_cast<std::int64_t>(drop_gen_.seed()), static_cast<std::int64_t>(drop_gen_.offset())});
+    std::vector<double> rows;
+    for (const auto& h : history_) {
+      auto r = h.to_row();
+      rows.insert(rows.end(), r.begin(), r.end());
+    }
+    m["trainer/history"] = data::NpyArray::make<double>({static_cast<std::int64_t>(history_.size()), EpochMetrics::kFields}, rows);
+    return m;
+  }
+  void save_checkpoint(const std::string& path) { data::write_npz(path, checkpoint(), true); }
+
+  // Restores a checkpoint written by save_checkpoint (model-only files load too: training
+  // state then starts fresh).
+  void load_checkpoint(const std::string& path) {
+    auto m = data::read_npz(path);
+    auto st = model_->state();
+    LoadOptions opt;
+    opt.strict = true;
+    data::NpzMap model_only;
+    for (auto& [k, v] : m)
+      if (k.rfind("trainer/", 0) != 0) model_only[k] = v;
+    load_state(st, model_only, path, opt);
+    if (!m.count("trainer/history")) return;
+    auto bufs = optim_->state_buffers();
+    for (std::size_t i = 0; i < bufs.size(); ++i) {
+      auto it = m.find("trainer/optim/" + std::to_string(i));
+      if (it == m.end()) throw std::runtime_error(path + ": missing optimizer state " + std::to_string(i) + " (different optimizer?)");
+      *bufs[i] = it->second.template as<R>();
+    }
+    optim_->steps = m.at("trainer/optim_steps").template as<std::int64_t>().at(0);
+    auto rng = m.at("trainer/dropout_rng").template as<std::int64_t>();
+    drop_gen_.set_state(static_cast<std::uint64_t>(rng.at(0)), static_cast<std::uint64_t>(rng.at(1)));
+    const auto& h = m.at("trainer/history");
+    auto rows = h.template as<double>();
+    if (h.shape.size() != 2 || h.shape[1] != EpochMetrics::kFields)
+      throw std::runtime_error(path + ": trainer/history has shape " + Shape(h.shape).str());
+    history_.clear();
+    for (std::int64_t i = 0; i < h.shape[0]; ++i) history_.push_back(EpochMetrics::from_row(rows.data() + i * EpochMetrics::kFields));
+  }
+
+  const TrainConfig& config() const { return cfg_; }
+
+ private:
+  erl::StepResult<R> step(const Var<R>& x1, const Var<R>& x2, const std::vector<std::int64_t>& y, nn::Context& ctx) {
+    if (cfg_.method == Method::erlmr) return erl::erlmr_step(*model_, x1, x2, y, ctx, cfg_.step_mode);
+    erl::StepResult<R> r;
+    auto f = model_->forward(x1, x2, ctx);
+    auto l_ce = cross_entropy(f.out, y), l_a = cross_entropy(f.out_a, y), l_g = cross_entropy(f.out_g, y);
+    Var<R> loss;
+    switch (cfg_.method) {
+      case Method::joint: loss = l_ce; break;
+      case Method::uniform: loss = add(add(l_ce, l_a), l_g); break;
+      case Method::unimodal_a: loss = l_a; break;
+      case Method::unimodal_g: loss = l_g; break;
+      default: break;
+    }
+    backward(loss);
+    {
+      NoGradGuard ng;
+      r.loss_phase = double(erl::phase_cosine_loss(f.theta_a.detach(), f.theta_g.detach()).item());
+    }
+    r.loss_ce = double(l_ce.item());
+    r.loss_ce_a = double(l_a.item());
+    r.loss_ce_g = double(l_g.item());
+    r.loss_uni = r.loss_ce_a + r.loss_ce_g;
+    r.loss = double(loss.item());
+    r.gamma = 0;
+    return r;
+  }
+
+  std::vector<std::int64_t> permutation(std::int64_t n, int ep) const {
+    Generator g(cfg_.seed + 2, static_cast<std::uint64_t>(ep) * static_cast<std::uint64_t>(n));
+    const std::uint64_t o = g.reserve(static_cast<std::uint64_t>(n));
+    std::vector<std::int64_t> p(static_cast<std::size_t>(n));
+    for (std::int64_t i = 0; i < n; ++i) p[static_cast<std::size_t>(i)] = i;
+    for (std::int64_t i = n - 1; i > 0; --i) {  // Fisher–Yates with counter-based draws
+      const auto j = static_cast<std::int64_t>(g.uniform(o + static_cast<std::uint64_t>(i)) * double(i + 1));
+      std::swap(p[static_cast<std::size_t>(i)], p[static_cast<std::size_t>(std::min(j, i))]);
+    }
+    return p;
+  }
+
+  static std::tuple<Tensor<R>, Tensor<R>, std::vector<std::int64_t>> gather(const data::Split<R>& sp,
+                                                                           const std::vector<std::int64_t>& idx,
+                                                                           std::int64_t start, std::int64_t n) {
+    Shape s = sp.x1.shape();
+    const std::int64_t per = s.numel() / s[0];
+    s[0] = n;
+    Tensor<R> x1(s), x2(s);
+    std::vector<std::int64_t> y(static_cast<std::size_t>(n));
+    for (std::int64_t i = 0; i < n; ++i) {
+      const std::int64_t j = idx[static_cast<std::size_t>(start + i)];
+      std::copy_n(sp.x1.data() + j * per, per, x1.data() + i * per);
+      std::copy_n(sp.x2.data() + j * per, per, x2.data() + i * per);
+      y[static_cast<std::size_t>(i)] = sp.y[static_cast<std::size_t>(j)];
+    }
+    return {x1, x2, y};
+  }
+
+  std::pair<Tensor<R>, Tensor<R>> features(const data::Split<R>& sp) {
+    NoGradGuard ng;
+    nn::Context ctx{false, nullptr, 1.0};
+    const std::int64_t N = sp.size(), D = model_->cfg.fused_dim();
+    Tensor<R> ha(Shape{N, D}), hg(Shape{N, D});
+    std::vector<std::int64_t> idx(static_cast<std::size_t>(N));
+    for (std::int64_t i = 0; i < N; ++i) idx[static_cast<std::size_t>(i)] = i;
+    for (std::int64_t b0 = 0; b0 < N; b0 += cfg_.eval_batch) {
+      const std::int64_t nb = std::min(cfg_.eval_batch, N - b0);
+      auto [x1, x2, y] = gather(sp, idx, b0, nb);
+      auto f = model_->forward(Var<R>(x1), Var<R>(x2), ctx);
+      std::copy_n(f.h_a.value().data(), nb * D, ha.data() + b0 * D);
+      std::copy_n(f.h_g.value().data(), nb * D, hg.data() + b0 * D);
+    }
+    return {ha, hg};
+  }
+
+  // Trains a fresh Linear(D, K) on frozen features with Adam and returns test accuracy.
+  double train_probe(const Tensor<R>& ftr, const std::vector<std::int64_t>& ytr, const Tensor<R>& fte,
+                     const std::vector<std::int64_t>& yte, int epochs, std::uint64_t salt) {
+    const std::int64_t N = ftr.shape()[0], D = ftr.shape()[1], B = 64;
+    // Standardise features with the training statistics, per dimension.
+    Tensor<R> mu = Tensor<R>::zeros(Shape{D}), sd = Tensor<R>::zeros(Shape{D});
+    for (std::int64_t i = 0; i < N; ++i) mu.vec() += ftr.mat(N, D).row(i).transpose().array();
+    mu.vec() /= R(std::max<std::int64_t>(N, 1));
+    for (std::int64_t i = 0; i < N; ++i) sd.vec() += (ftr.mat(N, D).row(i).transpose().array() - mu.vec()).square();
+    sd.vec() = (sd.vec() / R(std::max<std::int64_t>(N, 1))).sqrt() + R(1e-6);
+    auto norm = [&](const Tensor<R>& f) {
+      Tensor<R> o = f.clone();
+      const std::int64_t n = f.shape()[0];
+      for (std::int64_t i = 0; i < n; ++i) o.mat(n, D).row(i).array() = (o.mat(n, D).row(i).array() - mu.vec().transpose()) / sd.vec().transpose();
+      return o;
+    };
+    const Tensor<R> tr = norm(ftr), te = norm(fte);
+    Generator g(cfg_.seed * 131 + salt);
+    nn::Linear<R> head(D, data_.classes, g);
+    optim::Adam<R> opt(1e-3, 0.9, 0.999, 1e-8, 1e-4, true);
+    opt.add_params(std::vector<Var<R>>{head.weight, head.bias});
+    for (int ep = 0; ep < epochs; ++ep) {
+      Generator pg(cfg_.seed * 131 + salt + 1, static_cast<std::uint64_t>(ep) * static_cast<std::uint64_t>(N));
+      const std::uint64_t o = pg.reserve(static_cast<std::uint64_t>(N));
+      std::vector<std::int64_t> p(static_cast<std::size_t>(N));
+      for (std::int64_t i = 0; i < N; ++i) p[static_cast<std::size_t>(i)] = i;
+      for (std::int64_t i = N - 1; i > 0; --i)
+        std::swap(p[static_cast<std::size_t>(i)],
+                  p[static_cast<std::size_t>(std::min<std::int64_t>(i, static_cast<std::int64_t>(pg.uniform(o + i) * double(i + 1))))]);
+      for (std::int64_t b0 = 0; b0 + B <= N; b0 += B) {
+        Tensor<R> xb(Shape{B, D});
+        std::vector<std::int64_t> yb(static_cast<std::size_t>(B));
+        for (std::int64_t i = 0; i < B; ++i) {
+          const auto j = p[static_cast<std::size_t>(b0 + i)];
+          std::copy_n(tr.data() + j * D, D, xb.data() + i * D);
+          yb[static_cast<std::size_t>(i)] = ytr[static_cast<std::size_t>(j)];
+        }
+        head.weight.zero_grad();
+        head.bias.zero_grad();
+        backward(cross_entropy(linear(Var<R>(xb), head.weight, head.bias), yb));
+        opt.step();
+      }
+    }
+    NoGradGuard ng;
+    auto logits = linear(Var<R>(te), head.weight, head.bias).value();
+    return accuracy(argmax_rows(logits), yte);
+  }
+
+  TrainConfig cfg_;
+  const data::Dataset<R>& data_;
+  Generator init_gen_, drop_gen_;
+  std::unique_ptr<erl::ErlmrModel<R>> model_;
+  std::unique_ptr<optim::Optimizer<R>> optim_;
+  std::vector<EpochMetrics> history_;
+};
+
+}  // namespace erlmr::train
