@@ -1,0 +1,220 @@
+// The ERL-MR layer: min-norm weight, Euler block = real-pair form, fusions,
+// whole-model finite differences, fused vs faithful, and the `erlmr step` command.
+#include "test_util.hpp"
+
+#include <erlmr/erl/step.hpp>
+#include <erlmr/train/checkpoint.hpp>
+#include <filesystem>
+
+using namespace erlmr;
+using namespace erlmr::erl;
+
+namespace {
+ModelConfig tiny(FusionKind f = FusionKind::concat, std::int64_t T = 5, std::int64_t K = 3) {
+  ModelConfig c;
+  c.window = T;
+  c.classes = K;
+  c.fusion = f;
+  return c;
+}
+Var<double> window_batch(std::int64_t B, std::int64_t T, std::uint64_t seed) {
+  Generator g(seed);
+  return Var<double>(Tensor<double>::randn(Shape{B, 1, 3, T}, g));
+}
+}  // namespace
+
+TEST_CASE("min-norm weight: interior solution and both clipped branches") {
+  CHECK(min_norm_weight(1.0, 2.0, 5.0) == 0.999);  // v12 >= v11
+  CHECK(min_norm_weight(4.0, 2.0, 1.0) == 0.001);  // v12 >= v22 (and < v11)
+  CHECK(min_norm_weight(2.0, 0.5, 1.0) == doctest::Approx(0.25));  // (1 − 0.5)/(2 + 1 − 1)
+  // From raw gradients: g1 = (3, 0) with L1 = 3 and g2 = (0, 2) with L2 = 0.5 normalise to
+  // (1/3, 0) and (0, 2): v11 = 1/9, v22 = 4, v12 = 0 ⇒ γ = 4/(4 + 1/9) = 36/37.
+  std::vector<Tensor<double>> g1{Tensor<double>::from_vector(Shape{2}, {3, 0})};
+  std::vector<Tensor<double>> g2{Tensor<double>::from_vector(Shape{2}, {0, 2})};
+  CHECK(min_norm_weight(g1, 3.0, g2, 0.5) == doctest::Approx(36.0 / 37.0));
+  // The clipped branch from gradients: parallel gradients ⇒ v12 >= min(v11, v22).
+  std::vector<Tensor<double>> g3{Tensor<double>::from_vector(Shape{2}, {1, 1})};
+  std::vector<Tensor<double>> g4{Tensor<double>::from_vector(Shape{2}, {2, 2})};
+  const double gam = min_norm_weight(g3, 1.0, g4, 4.0);  // ĝ2 = ĝ1/... both same direction
+  CHECK((gam == 0.999 || gam == 0.001));
+}
+
+TEST_CASE("Euler block: the complex formulation equals the released real-pair form") {
+  Generator g(1);
+  auto cfg = tiny();
+  ErlmrModel<double> m(cfg, g);
+  m.mu1.value().copy_(Tensor<double>::uniform(Shape{1, 16, 1}, g, 0.5, 1.5));
+  auto A = Var<double>(Tensor<double>::randn(Shape{4, 16, cfg.positions()}, g));
+  nn::Context ctx{true, nullptr, 0.0};
+  auto e = m.euler_block(A, m.mu1, ctx);
+  // Real pair: r = μ cos A, p = μ sin A, r' = ReLU(W r + b), p' = ReLU(W p + b).
+  auto r = reshape(mul(m.mu1, cos(A)), {4, cfg.feature_dim()});
+  auto p = reshape(mul(m.mu1, sin(A)), {4, cfg.feature_dim()});
+  auto r2 = relu(linear(r, m.im.weight, m.im.bias)), p2 = relu(linear(p, m.im.weight, m.im.bias));
+  auto th = atan2(p2, r2);
+  auto h = concat(std::vector<Var<double>>{r2, p2}, 1);
+  CHECK(test::max_abs_diff(e.theta.value(), th.value()) < 1e-12);
+  CHECK(test::max_abs_diff(e.h.value(), h.value()) < 1e-12);
+  // And the gradients agree.
+  auto ga = grad(sum(mul(e.theta, e.theta)), std::vector<Var<double>>{m.im.weight, m.mu1});
+  auto gb = grad(sum(mul(th, th)), std::vector<Var<double>>{m.im.weight, m.mu1});
+  CHECK(test::max_abs_diff(ga[0], gb[0]) < 1e-10);
+  CHECK(test::max_abs_diff(ga[1], gb[1]) < 1e-10);
+}
+
+TEST_CASE("fusions: shapes, the unimodal logits, and parameter names") {
+  for (auto f : {FusionKind::concat, FusionKind::sum, FusionKind::film, FusionKind::gated}) {
+    CAPTURE(std::string(fusion_name(f)));
+    Generator g(2);
+    auto cfg = tiny(f);
+    ErlmrModel<double> m(cfg, g);
+    nn::Context ctx{true, nullptr, 0.0};
+    auto out = m.forward(window_batch(4, cfg.window, 3), window_batch(4, cfg.window, 4), ctx);
+    CHECK(out.out.shape() == Shape{4, 3});
+    CHECK(out.out_a.shape() == Shape{4, 3});
+    CHECK(out.theta_a.shape() == Shape{4, cfg.projection_dim()});
+    CHECK(out.h_a.shape() == Shape{4, cfg.fused_dim()});
+    if (f == FusionKind::concat) {  // U[h_a; h_g] + c = (U_a h_a + c/2) + (U_g h_g + c/2)
+      Tensor<double> s(out.out.shape());
+      s.vec() = out.out_a.value().vec() + out.out_g.value().vec();
+      CHECK(test::max_abs_diff(s, out.out.value()) < 1e-12);
+    }
+    std::set<std::string> names;
+    for (auto& p : m.state().params) names.insert(p.name);
+    CHECK(names.count("encoder.acc_cnn_layers.features.12.weight"));
+    CHECK(names.count("encoder.gyr_cnn_layers.features.13.bias"));
+    CHECK(names.count("im.weight"));
+    CHECK(names.count(f == FusionKind::sum ? "fusion.fc_y.weight" : "fusion.fc_out.weight"));
+    if (f == FusionKind::film) CHECK(names.count("fusion.fc_x.weight"));
+  }
+}
+
+TEST_CASE("whole model: finite-difference check of the ERL-MR objective (small T, every fusion)") {
+  for (auto f : {FusionKind::concat, FusionKind::sum, FusionKind::film, FusionKind::gated}) {
+    CAPTURE(std::string(fusion_name(f)));
+    Generator g(5);
+    auto cfg = tiny(f, 4, 3);
+    ErlmrModel<double> m(cfg, g);
+    auto x1 = window_batch(4, cfg.window, 6), x2 = window_batch(4, cfg.window, 7);
+    std::vector<std::int64_t> y{0, 2, 1, 2};
+    nn::Context ctx{true, nullptr, 0.0};
+    auto r = erlmr_step(m, x1, x2, y, ctx);  // γ of this point
+    const double gam = r.gamma;
+    auto loss = [&] {
+      auto o = m.forward(x1, x2, ctx);
+      auto lce = cross_entropy(o.out, y);
+      auto lmmc = add(phase_cosine_loss(o.theta_a, o.theta_g), add(cross_entropy(o.out_a, y), cross_entropy(o.out_g, y)));
+      return add(scale(lce, gam), scale(lmmc, 1 - gam));
+    };
+    // A representative subset of parameters from every part of the model.
+    auto st = m.state();
+    std::map<std::string, Var<double>> P;
+    for (auto& p : st.params) P[p.name] = p.var;
+    GradCheck gc;
+    for (const char* n : {"mu1", "mu2", "im.bias", "encoder.acc_cnn_layers.features.0.weight", "encoder.gyr_cnn_layers.features.13.weight",
+                          "encoder.acc_cnn_layers.features.12.bias", "encoder.gyr_cnn_layers.features.9.bias"})
+      gc.input(P.at(n));
+    gc.input(P.count("fusion.fc_out.bias") ? P.at("fusion.fc_out.bias") : P.at("fusion.fc_y.bias"));
+    if (f == FusionKind::film) gc.input(P.at("fusion.fc_x.bias"));
+    auto res = gc.run([&] { return loss(); }, 1e-6, 1e-5, 1e-8);
+    INFO(res.message);
+    CHECK(res.ok);
+    // The step's accumulated gradient equals the gradient of this objective.
+    for (auto& p : st.params) p.var.zero_grad();
+    erlmr_step(m, x1, x2, y, ctx);
+    auto want = grad(loss(), std::vector<Var<double>>{P.at("im.weight"), P.at("mu2")});
+    CHECK(test::max_abs_diff(P.at("im.weight").grad(), want[0]) < 1e-12);
+    CHECK(test::max_abs_diff(P.at("mu2").grad(), want[1]) < 1e-12);
+  }
+}
+
+TEST_CASE("faithful mode with dropout off gives the fused gradients; batch-norm sees three passes") {
+  Generator g1(8), g2(8);
+  auto cfg = tiny();
+  ErlmrModel<double> a(cfg, g1), b(cfg, g2);
+  auto x1 = window_batch(6, cfg.window, 9), x2 = window_batch(6, cfg.window, 10);
+  std::vector<std::int64_t> y{0, 1, 2, 0, 1, 2};
+  nn::Context ctx{true, nullptr, 0.0};
+  auto ra = erlmr_step(a, x1, x2, y, ctx, StepMode::fused);
+  auto rb = erlmr_step(b, x1, x2, y, ctx, StepMode::faithful);
+  CHECK(ra.loss == doctest::Approx(rb.loss).epsilon(1e-13));
+  CHECK(ra.gamma == doctest::Approx(rb.gamma).epsilon(1e-12));
+  auto sa = a.state(), sb = b.state();
+  for (std::size_t i = 0; i < sa.params.size(); ++i) {
+    CAPTURE(sa.params[i].name);
+    CHECK(test::max_abs_diff(sa.params[i].var.grad(), sb.params[i].var.grad()) < 1e-12);
+  }
+  CHECK(sa.counters[0].tensor[0] == 1);
+  CHECK(sb.counters[0].tensor[0] == 3);
+}
+
+TEST_CASE("faithful mode with dropout draws fresh masks per pass") {
+  Generator g(8);
+  auto cfg = tiny();
+  ErlmrModel<double> m(cfg, g);
+  Generator drop(3);
+  nn::Context ctx{true, &drop, 1.0};
+  std::vector<std::int64_t> y{0, 1, 2, 0};
+  erlmr_step(m, window_batch(4, cfg.window, 1), window_batch(4, cfg.window, 2), y, ctx, StepMode::faithful);
+  const auto after_faithful = drop.offset();
+  Generator drop2(3);
+  nn::Context ctx2{true, &drop2, 1.0};
+  erlmr_step(m, window_batch(4, cfg.window, 1), window_batch(4, cfg.window, 2), y, ctx2, StepMode::fused);
+  CHECK(after_faithful == 3 * drop2.offset());
+}
+
+TEST_CASE("checkpoint: state round trip through .npz, strict loading errors name the key") {
+  Generator g(1), h(2);
+  auto cfg = tiny();
+  ErlmrModel<double> a(cfg, g), b(cfg, h);
+  auto sa = a.state();
+  data::NpzMap m;
+  train::add_state(m, sa);
+  const std::string path = (std::filesystem::temp_directory_path() / "erlmr_test_ckpt.npz").string();
+  data::write_npz(path, m);
+  auto sb = b.state();
+  train::load_state(sb, data::read_npz(path), path);
+  for (std::size_t i = 0; i < sa.params.size(); ++i) CHECK(test::bitwise_equal(sa.params[i].var.value(), sb.params[i].var.value()));
+  auto bad = m;
+  bad.erase("im.bias");
+  CHECK_THROWS_WITH_AS(train::load_state(sb, bad, "x.npz"), "x.npz: missing key 'im.bias'", std::runtime_error);
+  bad = m;
+  bad["im.bias"] = data::NpyArray::make<double>({3}, {1, 2, 3});
+  CHECK_THROWS_WITH_AS(train::load_state(sb, bad, "x.npz"), "x.npz: key 'im.bias': shape (3,) does not match the model's (24,)",
+                       std::runtime_error);
+  bad = m;
+  bad["fusion.fc_x.weight"] = m.at("im.bias");
+  CHECK_THROWS_AS(train::load_state(sb, bad, "x.npz"), std::runtime_error);
+  std::filesystem::remove(path);
+}
+
+#ifdef ERLMR_CLI_PATH
+TEST_CASE("erlmr step reproduces both fixtures to 1e-8 through the command line") {
+  for (std::string fusion : {"concat", "sum"}) {
+    const std::string fx = std::string(ERLMR_FIXTURE_DIR) + "/erlmr-step-" + fusion + "-t20-b8.npz";
+    REQUIRE(std::filesystem::exists(fx));
+    const std::string out = (std::filesystem::temp_directory_path() / ("erlmr_step_" + fusion + ".npz")).string();
+    const std::string cmd = std::string(ERLMR_CLI_PATH) + " step --fixture " + fx + " --fusion " + fusion + " --dtype f64 --out " + out + " > /dev/null";
+    REQUIRE(std::system(cmd.c_str()) == 0);
+    auto got = data::read_npz(out), want = data::read_npz(fx);
+    int compared = 0;
+    for (const auto& [k, v] : got) {
+      std::string wk = k.rfind("value/", 0) == 0 ? "expect/" + k.substr(6) : k;
+      REQUIRE(want.count(wk));
+      auto a = v.as<double>(), b = want.at(wk).as<double>();
+      REQUIRE(a.size() == b.size());
+      double num = 0, den = 0;
+      for (std::size_t i = 0; i < a.size(); ++i) {
+        num = std::max(num, std::abs(a[i] - b[i]));
+        den = std::max(den, std::abs(b[i]));
+      }
+      CAPTURE(k);
+      CHECK(num / std::max(den, 1e-6) < 1e-8);
+      ++compared;
+    }
+    CHECK(compared == static_cast<int>(got.size()));
+    CHECK(got.size() > 60);
+    std::filesystem::remove(out);
+  }
+}
+#endif

@@ -1,0 +1,38 @@
+#!/usr/bin/env bash
+# The README's two commands:
+#   bash tools/run.sh demo   install what is missing, build, train ERL-MR and joint training on
+#                            the built-in synthetic sensor data and print a comparison table
+#   bash tools/run.sh test   install what is missing, build, run the whole test suite, then the
+#                            sanitizer (ASan + UBSan) build of the suite and a short fuzzing run
+set -euo pipefail
+cd "$(dirname "$0")/.."
+what=${1:-demo}
+jobs=$(nproc)
+bash tools/setup.sh
+
+build() {  # build DIR [cmake options...]
+  local dir=$1; shift
+  cmake -S . -B "$dir" -DCMAKE_BUILD_TYPE=Release "$@" > "$dir.configure.log" 2>&1 || { cat "$dir.configure.log"; exit 1; }
+  cmake --build "$dir" -j "$jobs"
+}
+
+case "$what" in
+  demo)
+    build build -DERLMR_BUILD_TESTS=OFF -DERLMR_BUILD_BENCH=OFF
+    ./build/examples/complex_regression | tail -n 3
+    ./build/tools/erlmr train --data synthetic --method erlmr,joint --epochs "${DEMO_EPOCHS:-12}" --lr 0.01 \
+      --out runs/demo --no-progress
+    ;;
+  test)
+    build build -DERLMR_BUILD_BENCH=OFF
+    (cd build && ctest --output-on-failure -j "$jobs")
+    # Sanitizers: the same suite built with -O1 -fsanitize=address,undefined.
+    build build-asan -DCMAKE_BUILD_TYPE=RelWithDebInfo -DERLMR_SANITIZE=ON -DERLMR_BUILD_BENCH=OFF \
+      -DERLMR_BUILD_EXAMPLES=OFF -DERLMR_SLOW_TESTS=OFF
+    (cd build-asan && ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 \
+      ctest --output-on-failure -j "$jobs")
+    FUZZ_SECONDS=${FUZZ_SECONDS:-30} bash tools/fuzz.sh
+    ;;
+  *)
+    echo "usage: bash tools/run.sh demo|test" >&2; exit 2 ;;
+esac
