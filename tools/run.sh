@@ -28,7 +28,7 @@ case "$what" in
     (cd build && ctest --output-on-failure -j "$jobs")
     # Sanitizers: the same suite built with -O1 -fsanitize=address,undefined.
     build build-asan -DCMAKE_BUILD_TYPE=RelWithDebInfo -DERLMR_SANITIZE=ON -DERLMR_BUILD_BENCH=OFF \
-      -DERLMR_BUILD_EXAMPLES=OFF -DERLMR_SLOW_TESTS=OFF
+      -DERLMR_BUILD_EXAMPLES=OFF
     (cd build-asan && ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 \
       ctest --output-on-failure -j "$jobs")
     FUZZ_SECONDS=${FUZZ_SECONDS:-30} bash tools/fuzz.sh

@@ -221,15 +221,17 @@ TEST_CASE("training: a resumed run continues bitwise identically") {
 }
 
 TEST_CASE("training: every method learns — loss falls and accuracy beats chance clearly") {
-  const auto d = small_data(480, 16);
+  const auto d = small_data(720, 24);
   for (auto m : {train::Method::erlmr, train::Method::joint, train::Method::uniform, train::Method::unimodal_a}) {
     CAPTURE(std::string(train::method_name(m)));
     auto c = small_cfg(m);
-    c.epochs = 4;
+    c.epochs = 5;
     train::Trainer<float> t(c, d);
     for (int e = 0; e < c.epochs; ++e) t.train_epoch();
     const auto& h = t.history();
-    CHECK(h.back().loss < h.front().loss);
+    // ERL-MR's total loss moves its weight γ between terms, so compare the fused CE there.
+    if (m == train::Method::erlmr) CHECK(h.back().loss_ce < 0.8 * h.front().loss_ce);
+    else CHECK(h.back().loss < 0.8 * h.front().loss);
     const double acc = m == train::Method::unimodal_a ? h.back().test.acc_a : h.back().test.acc;
     CHECK(acc > 2.0 / 12);  // chance is 1/12
   }
