@@ -89,6 +89,7 @@ template <RealScalar R> int run_step(const StepOptions& o) {
 // ---------------------------------------------------------------- train
 struct TrainOptions {
   DataOptions data;
+  balance::MethodOptions options;
   std::string methods = "erlmr", fusion = "concat", mode = "fused", optimizer = "sgd", schedule = "step", out = "runs/latest",
               dtype = "f32", resume;
   std::vector<int> milestones{50, 100, 150};
@@ -134,9 +135,10 @@ struct RunSummary {
 template <RealScalar R> RunSummary train_one(const TrainOptions& o, const std::string& method, const data::Dataset<R>& d,
                                              const fs::path& dir) {
   train::TrainConfig c;
-  c.method = train::parse_method(method);
+  c.method = method;
+  c.options = o.options;
+  c.options.erlmr_mode = erl::parse_step_mode(o.mode);
   c.fusion = erl::parse_fusion(o.fusion);
-  c.step_mode = erl::parse_step_mode(o.mode);
   c.epochs = o.epochs;
   c.batch = o.batch;
   c.optimizer = o.optimizer;
@@ -188,7 +190,7 @@ template <RealScalar R> RunSummary train_one(const TrainOptions& o, const std::s
                 m.test.f1, m.gamma, m.test.rho);
     std::fflush(stdout);
     // metrics.csv is rewritten from the full history (so a resumed run's file is identical).
-    std::string csv = train::EpochMetrics::csv_header() + "\n";
+    std::string csv = m.csv_header() + "\n";
     for (const auto& h : t.history()) csv += h.csv_line() + "\n";
     write_text(dir / "metrics.csv", csv);
     t.save_checkpoint(ckpt.string());
@@ -266,7 +268,7 @@ template <RealScalar R> int run_train(const TrainOptions& o) {
 // ---------------------------------------------------------------- eval
 struct EvalOptions {
   DataOptions data;
-  std::string checkpoint, fusion = "concat", dtype = "f32";
+  std::string checkpoint, fusion = "concat", dtype = "f32", method = "erlmr";
   int threads = 0;
 };
 
@@ -275,6 +277,7 @@ template <RealScalar R> int run_eval(const EvalOptions& o) {
   const auto d = load_data<R>(o.data);
   train::TrainConfig c;
   c.fusion = erl::parse_fusion(o.fusion);
+  c.method = o.method;
   train::Trainer<R> t(c, d);
   t.load_checkpoint(o.checkpoint);
   const auto r = t.evaluate(d.test);
@@ -309,7 +312,9 @@ int main(int argc, char** argv) {
   TrainOptions to;
   auto* tr = app.add_subcommand("train", "train one or more methods (comma-separated) and print a comparison table");
   add_data_options(tr, to.data);
-  tr->add_option("--method", to.methods, "erlmr, joint, uniform, unimodal-a, unimodal-g (comma-separated for several)");
+  std::string all_methods;
+  for (const auto& n : balance::method_names()) all_methods += (all_methods.empty() ? "" : ", ") + n;
+  tr->add_option("--method", to.methods, "one or more (comma-separated) of: " + all_methods);
   tr->add_option("--fusion", to.fusion, "concat | sum | film | gated");
   tr->add_option("--mode", to.mode, "ERL-MR step: fused | faithful");
   tr->add_option("--epochs", to.epochs)->check(CLI::Range(1, 100000));
@@ -330,12 +335,26 @@ int main(int argc, char** argv) {
   tr->add_option("--out", to.out, "output directory");
   tr->add_option("--resume", to.resume, "checkpoint to resume from ('auto': OUT/checkpoint.npz if present)");
   tr->add_flag("--no-progress", to.no_progress, "plain per-epoch lines even on a terminal");
+  auto& mo = to.options;
+  tr->add_option("--ogm-alpha", mo.ogm_alpha, "OGM-GE: modulation strength α");
+  tr->add_option("--ogm-start", mo.ogm_start, "OGM-GE: first epoch (0-based) with modulation");
+  tr->add_option("--ogm-end", mo.ogm_end, "OGM-GE: last epoch (0-based) with modulation");
+  tr->add_option("--mmcosine-scale", mo.mmcosine_scale, "MMCosine: logit scale s");
+  tr->add_option("--pmr-alpha", mo.pmr_alpha, "PMR: weight α of the prototype loss");
+  tr->add_option("--pmr-momentum", mo.pmr_momentum, "PMR: EMA momentum of the prototypes across epochs");
+  tr->add_option("--agm-alpha", mo.agm_alpha, "AGM: modulation strength α");
+  tr->add_option("--agm-average", mo.agm_average, "AGM: running-average factor of r̄_u");
+  tr->add_option("--mmpareto-boost", mo.mmpareto_boost, "MMPareto: gradient magnitude boost");
+  tr->add_option("--mla-a0", mo.mla_a0, "MLA: base of the projector's regulariser a = a0^(1 + i/N)");
+  tr->add_option("--gb-super-epoch", mo.gb_super_epoch, "G-Blending: epochs between weight estimates");
+  tr->add_option("--gb-holdout", mo.gb_holdout, "G-Blending: held-out fraction of the training split");
 
   EvalOptions eo;
   auto* ev = app.add_subcommand("eval", "evaluate a checkpoint on the test split");
   add_data_options(ev, eo.data);
   ev->add_option("--checkpoint", eo.checkpoint)->required()->check(CLI::ExistingFile);
   ev->add_option("--fusion", eo.fusion);
+  ev->add_option("--method", eo.method, "the method the checkpoint was trained with (changes test-time fusion for mla, mmcosine)");
   ev->add_option("--dtype", eo.dtype);
   ev->add_option("--threads", eo.threads);
 

@@ -1,8 +1,9 @@
 // erlmr/train/trainer.hpp — training, evaluation, linear probes and checkpoints.
 //
-// Methods: erlmr (spec §3.4, fused or faithful step), joint (CE of the fused logits
-// only), uniform (CE(out) + CE(out_a) + CE(out_g)), unimodal-a / unimodal-g (the CE
-// of one unimodal head only: that encoder trained alone, the stand-alone reference).
+// The method (ERL-MR or a baseline) is a train::Method from erlmr/balance/ that turns a
+// batch into gradients; the trainer owns the data order, the optimiser, the schedule,
+// evaluation, probes and checkpoints, so every method runs on the same encoders, fusion,
+// data, seeds and budget.
 //
 // Determinism: the model is initialised from Generator(seed), dropout masks come
 // from Generator(seed + 1) whose (seed, offset) is checkpointed, and each epoch's
@@ -22,39 +23,20 @@
 #include <vector>
 
 #include "erlmr/data/dataset.hpp"
+#include "erlmr/balance/registry.hpp"
 #include "erlmr/erl/step.hpp"
 #include "erlmr/optim/optimizer.hpp"
 #include "erlmr/optim/schedule.hpp"
 #include "erlmr/train/checkpoint.hpp"
+#include "erlmr/train/method.hpp"
 #include "erlmr/train/metrics.hpp"
 
 namespace erlmr::train {
 
-enum class Method { erlmr, joint, uniform, unimodal_a, unimodal_g };
-
-inline Method parse_method(const std::string& s) {
-  if (s == "erlmr") return Method::erlmr;
-  if (s == "joint") return Method::joint;
-  if (s == "uniform") return Method::uniform;
-  if (s == "unimodal-a") return Method::unimodal_a;
-  if (s == "unimodal-g") return Method::unimodal_g;
-  throw std::invalid_argument("unknown method '" + s + "' (expected erlmr, joint, uniform, unimodal-a or unimodal-g)");
-}
-inline const char* method_name(Method m) {
-  switch (m) {
-    case Method::erlmr: return "erlmr";
-    case Method::joint: return "joint";
-    case Method::uniform: return "uniform";
-    case Method::unimodal_a: return "unimodal-a";
-    case Method::unimodal_g: return "unimodal-g";
-  }
-  return "?";
-}
-
 struct TrainConfig {
-  Method method = Method::erlmr;
+  std::string method = "erlmr";  // see balance::method_names()
+  balance::MethodOptions options{};
   erl::FusionKind fusion = erl::FusionKind::concat;
-  erl::StepMode step_mode = erl::StepMode::fused;
   int epochs = 20;
   std::int64_t batch = 16;
   std::string optimizer = "sgd";  // sgd | adam | adamw
@@ -75,6 +57,7 @@ struct EpochMetrics {
   int epoch = 0;
   double lr = 0, loss = 0, loss_ce = 0, loss_phase = 0, loss_uni = 0, gamma = 0, phase_cos = 0;
   EvalResult test;
+  std::vector<std::pair<std::string, double>> signals;  // the method's own per-epoch quantities
   static constexpr int kFields = 14;
   std::vector<double> to_row() const {
     return {double(epoch), lr, loss, loss_ce, loss_phase, loss_uni, test.acc, test.acc_a, test.acc_g, test.f1, phase_cos,
@@ -98,9 +81,11 @@ struct EpochMetrics {
     m.test.loss = r[13];
     return m;
   }
-  static std::string csv_header() {
-    return "epoch,lr,train_loss,train_loss_ce,train_loss_phase,train_loss_uni,test_acc,test_acc_a,test_acc_g,test_macro_f1,"
-           "phase_cos,gamma,rho,test_loss";
+  std::string csv_header() const {
+    std::string h = "epoch,lr,train_loss,train_loss_ce,train_loss_phase,train_loss_uni,test_acc,test_acc_a,test_acc_g,test_macro_f1,"
+                    "phase_cos,gamma,rho,test_loss";
+    for (const auto& [k, v] : signals) h += "," + k;
+    return h;
   }
   std::string csv_line() const {
     std::ostringstream o;
@@ -108,6 +93,7 @@ struct EpochMetrics {
     auto r = to_row();
     o << epoch;
     for (std::size_t i = 1; i < r.size(); ++i) o << ',' << r[i];
+    for (const auto& [k, v] : signals) o << ',' << v;
     return o.str();
   }
 };
@@ -132,16 +118,22 @@ class Trainer {
     mc.fusion = cfg.fusion;
     mc.dropout = cfg.dropout;
     model_ = std::make_unique<erl::ErlmrModel<R>>(mc, init_gen_);
+    auto opts = cfg.options;
+    opts.seed = cfg.seed;
+    method_ = balance::make_method<R>(cfg.method, opts, *model_, data_.classes);
+    split_holdout();
     if (cfg.optimizer == "sgd") optim_ = std::make_unique<optim::SGD<R>>(cfg.lr, cfg.momentum, cfg.weight_decay, cfg.nesterov);
     else if (cfg.optimizer == "adam") optim_ = std::make_unique<optim::Adam<R>>(cfg.lr, 0.9, 0.999, 1e-8, cfg.weight_decay, false);
     else if (cfg.optimizer == "adamw") optim_ = std::make_unique<optim::Adam<R>>(cfg.lr, 0.9, 0.999, 1e-8, cfg.weight_decay, true);
     else throw std::invalid_argument("unknown optimizer '" + cfg.optimizer + "' (expected sgd, adam or adamw)");
     optim_->add_params(model_->parameters());
+    if (auto extra = method_->extra_parameters(); !extra.empty()) optim_->add_params(extra);
     cfg_.schedule.base = cfg.lr;
     if (cfg_.schedule.kind == optim::Schedule::Kind::cosine) cfg_.schedule.epochs = cfg.epochs;
   }
 
   erl::ErlmrModel<R>& model() { return *model_; }
+  train::Method<R>& method() { return *method_; }
   const std::vector<EpochMetrics>& history() const { return history_; }
   int epoch() const { return static_cast<int>(history_.size()); }
 
@@ -149,22 +141,33 @@ class Trainer {
   EpochMetrics train_epoch(const Progress& progress = {}) {
     const int ep = epoch();
     optim_->lr = cfg_.schedule.lr(ep);
-    const auto& tr = data_.train;
+    const auto& tr = train_split_;
     const std::int64_t N = tr.size(), B = cfg_.batch, steps = N / B;  // drop the last partial batch (PyTorch drop_last)
     const auto order = permutation(N, ep);
     auto params = model_->parameters();
-    double s_loss = 0, s_ce = 0, s_ph = 0, s_uni = 0, s_gamma = 0;
-    nn::Context ctx{true, &drop_gen_, 1.0};
+    for (auto& p : method_->extra_parameters()) params.push_back(p);
+    std::vector<Batch<R>> batches;
+    batches.reserve(static_cast<std::size_t>(steps));
     for (std::int64_t s = 0; s < steps; ++s) {
       auto [x1, x2, y] = gather(tr, order, s * B, B);
+      batches.push_back({Var<R>(x1), Var<R>(x2), y});
+    }
+    method_->begin_epoch(*model_, EpochView<R>{ep, cfg_.epochs, &batches, &holdout_batches_});
+    double s_loss = 0, s_ce = 0, s_ph = 0, s_uni = 0, s_gamma = 0;
+    std::vector<std::pair<std::string, double>> sig;
+    nn::Context ctx{true, &drop_gen_, 1.0};
+    for (std::int64_t s = 0; s < steps; ++s) {
       optim::zero_grad(params);
-      const auto st = step(Var<R>(x1), Var<R>(x2), y, ctx);
+      const auto st = method_->step(*model_, batches[static_cast<std::size_t>(s)], ctx, ep);
       optim_->step();
       s_loss += st.loss;
       s_ce += st.loss_ce;
       s_ph += st.loss_phase;
       s_uni += st.loss_uni;
       s_gamma += st.gamma;
+      if (sig.empty()) sig = st.signals;
+      else
+        for (std::size_t k = 0; k < sig.size() && k < st.signals.size(); ++k) sig[k].second += st.signals[k].second;
       if (progress.on_step) progress.on_step(ep, s + 1, steps, s_loss / double(s + 1));
     }
     EpochMetrics m;
@@ -177,6 +180,8 @@ class Trainer {
     m.loss_uni = s_uni / n;
     m.gamma = s_gamma / n;
     m.phase_cos = 1 - m.loss_phase;
+    for (auto& kv : sig) kv.second /= n;
+    m.signals = sig;
     m.test = evaluate(data_.test);
     history_.push_back(m);
     if (progress.on_epoch) progress.on_epoch(m);
@@ -196,7 +201,7 @@ class Trainer {
     for (std::int64_t b0 = 0; b0 < N; b0 += cfg_.eval_batch) {
       const std::int64_t nb = std::min(cfg_.eval_batch, N - b0);
       auto [x1, x2, y] = gather(sp, idx, b0, nb);
-      auto f = model_->forward(Var<R>(x1), Var<R>(x2), ctx);
+      auto f = method_->evaluate(*model_, Var<R>(x1), Var<R>(x2), ctx);
       for (auto [dst, src] : {std::pair{&p, &f.out}, std::pair{&pa, &f.out_a}, std::pair{&pg, &f.out_g}}) {
         auto am = argmax_rows(src->value());
         dst->insert(dst->end(), am.begin(), am.end());
@@ -246,6 +251,19 @@ class Trainer {
       rows.insert(rows.end(), r.begin(), r.end());
     }
     m["trainer/history"] = data::NpyArray::make<double>({static_cast<std::int64_t>(history_.size()), EpochMetrics::kFields}, rows);
+    // Method signals: names joined by ',' as bytes, values (epochs × signals).
+    std::string names;
+    std::vector<double> sv;
+    const std::size_t ns = history_.empty() ? 0 : history_.front().signals.size();
+    if (ns) {
+      for (const auto& [k, v] : history_.front().signals) names += (names.empty() ? "" : ",") + k;
+      for (const auto& h : history_)
+        for (std::size_t k = 0; k < ns; ++k) sv.push_back(k < h.signals.size() ? h.signals[k].second : 0.0);
+    }
+    m["trainer/signal_names"] = data::NpyArray::make<std::uint8_t>({static_cast<std::int64_t>(names.size())},
+                                                                  std::vector<std::uint8_t>(names.begin(), names.end()));
+    m["trainer/signals"] = data::NpyArray::make<double>({static_cast<std::int64_t>(history_.size()), static_cast<std::int64_t>(ns)}, sv);
+    method_->save_state(m, "trainer/method/");
     return m;
   }
   void save_checkpoint(const std::string& path) { data::write_npz(path, checkpoint(), true); }
@@ -277,40 +295,53 @@ class Trainer {
       throw std::runtime_error(path + ": trainer/history has shape " + Shape(h.shape).str());
     history_.clear();
     for (std::int64_t i = 0; i < h.shape[0]; ++i) history_.push_back(EpochMetrics::from_row(rows.data() + i * EpochMetrics::kFields));
+    if (m.count("trainer/signals")) {
+      const auto nb = m.at("trainer/signal_names").template as<std::uint8_t>();
+      std::vector<std::string> names;
+      std::string cur;
+      for (auto c : nb) {
+        if (c == ',') { names.push_back(cur); cur.clear(); }
+        else cur.push_back(char(c));
+      }
+      if (!cur.empty()) names.push_back(cur);
+      const auto& sa = m.at("trainer/signals");
+      const auto sv = sa.template as<double>();
+      if (sa.shape.size() != 2 || sa.shape[0] != h.shape[0] || sa.shape[1] != static_cast<std::int64_t>(names.size()))
+        throw std::runtime_error(path + ": trainer/signals has shape " + Shape(sa.shape).str());
+      for (std::size_t i = 0; i < history_.size(); ++i)
+        for (std::size_t k = 0; k < names.size(); ++k) history_[i].signals.push_back({names[k], sv[i * names.size() + k]});
+    }
+    method_->load_state(m, "trainer/method/");
   }
 
   const TrainConfig& config() const { return cfg_; }
 
  private:
-  erl::StepResult<R> step(const Var<R>& x1, const Var<R>& x2, const std::vector<std::int64_t>& y, nn::Context& ctx) {
-    if (cfg_.method == Method::erlmr) return erl::erlmr_step(*model_, x1, x2, y, ctx, cfg_.step_mode);
-    erl::StepResult<R> r;
-    auto f = model_->forward(x1, x2, ctx);
-    auto l_ce = cross_entropy(f.out, y), l_a = cross_entropy(f.out_a, y), l_g = cross_entropy(f.out_g, y);
-    Var<R> loss;
-    switch (cfg_.method) {
-      case Method::joint: loss = l_ce; break;
-      case Method::uniform: loss = add(add(l_ce, l_a), l_g); break;
-      case Method::unimodal_a: loss = l_a; break;
-      case Method::unimodal_g: loss = l_g; break;
-      default: break;
+  // Splits off the method's held-out fraction of the training data (a fixed random subset).
+  void split_holdout() {
+    const double f = method_->holdout_fraction();
+    const std::int64_t N = data_.train.size(), nh = static_cast<std::int64_t>(f * double(N));
+    if (nh <= 0) {
+      train_split_ = data_.train;
+      return;
     }
-    backward(loss);
-    {
-      NoGradGuard ng;
-      r.loss_phase = double(erl::phase_cosine_loss(f.theta_a.detach(), f.theta_g.detach()).item());
+    if (N - nh < cfg_.batch) throw std::runtime_error("the held-out fraction leaves fewer training samples than one batch");
+    const auto p = permutation(N, -1);
+    std::vector<std::int64_t> keep(p.begin() + nh, p.end()), hold(p.begin(), p.begin() + nh);
+    std::sort(keep.begin(), keep.end());
+    std::sort(hold.begin(), hold.end());
+    auto [x1, x2, y] = gather(data_.train, keep, 0, static_cast<std::int64_t>(keep.size()));
+    train_split_.x1 = x1;
+    train_split_.x2 = x2;
+    train_split_.y = y;
+    for (std::int64_t b0 = 0; b0 < nh; b0 += cfg_.eval_batch) {
+      auto [h1, h2, hy] = gather(data_.train, hold, b0, std::min(cfg_.eval_batch, nh - b0));
+      holdout_batches_.push_back({Var<R>(h1), Var<R>(h2), hy});
     }
-    r.loss_ce = double(l_ce.item());
-    r.loss_ce_a = double(l_a.item());
-    r.loss_ce_g = double(l_g.item());
-    r.loss_uni = r.loss_ce_a + r.loss_ce_g;
-    r.loss = double(loss.item());
-    r.gamma = 0;
-    return r;
   }
 
   std::vector<std::int64_t> permutation(std::int64_t n, int ep) const {
-    Generator g(cfg_.seed + 2, static_cast<std::uint64_t>(ep) * static_cast<std::uint64_t>(n));
+    Generator g(cfg_.seed + 2, static_cast<std::uint64_t>(ep + 1) * static_cast<std::uint64_t>(n));
     const std::uint64_t o = g.reserve(static_cast<std::uint64_t>(n));
     std::vector<std::int64_t> p(static_cast<std::size_t>(n));
     for (std::int64_t i = 0; i < n; ++i) p[static_cast<std::size_t>(i)] = i;
@@ -408,6 +439,9 @@ class Trainer {
   Generator init_gen_, drop_gen_;
   std::unique_ptr<erl::ErlmrModel<R>> model_;
   std::unique_ptr<optim::Optimizer<R>> optim_;
+  std::unique_ptr<train::Method<R>> method_;
+  data::Split<R> train_split_;             // the training data the steps see (minus any held-out part)
+  std::vector<Batch<R>> holdout_batches_;  // the method's held-out part, in fixed batches
   std::vector<EpochMetrics> history_;
 };
 
