@@ -14,7 +14,10 @@
 #include <cstdint>
 #include <cstdlib>
 #include <cstring>
+#include <mutex>
 #include <new>
+#include <unordered_map>
+#include <vector>
 
 #include "erlmr/core/thread_pool.hpp"
 
@@ -32,18 +35,91 @@ concept Device = requires(std::size_t n, void* p, const void* q, std::int64_t m)
   { D::is_host } -> std::convertible_to<bool>;
 };
 
-struct CpuDevice {
-  static constexpr bool is_host = true;
-  static constexpr std::size_t kAlignment = 64;  // a cache line; enough for AVX-512 loads
+// A caching host allocator: freed blocks are kept in per-size free lists and handed
+// out again, so a training step that allocates the same tensors every iteration
+// reaches a steady state with no calls into malloc and no page faults (fresh pages
+// from the OS are what made a large first-touch cost). Blocks are cache-line aligned.
+// At most kMaxCachedBytes stay cached; beyond that, freed blocks go back to the system.
+class HostBlockCache {
+ public:
+  static constexpr std::size_t kAlignment = 64;
+  static constexpr std::size_t kMaxCachedBytes = std::size_t(2) << 30;
 
-  static void* allocate(std::size_t bytes) {
+  static HostBlockCache& instance() {
+    static HostBlockCache* c = new HostBlockCache();  // never destroyed: tensors may outlive statics
+    return *c;
+  }
+  static std::size_t rounded(std::size_t bytes) {
     if (bytes == 0) bytes = kAlignment;
-    const std::size_t rounded = (bytes + kAlignment - 1) / kAlignment * kAlignment;
-    void* p = std::aligned_alloc(kAlignment, rounded);
+    return (bytes + kAlignment - 1) / kAlignment * kAlignment;
+  }
+  void* get(std::size_t bytes) {
+    const std::size_t r = rounded(bytes);
+    {
+      std::lock_guard<std::mutex> g(m_);
+      auto it = free_.find(r);
+      if (it != free_.end() && !it->second.empty()) {
+        void* p = it->second.back();
+        it->second.pop_back();
+        cached_ -= r;
+        sizes_[p] = r;
+        ++hits_;
+        return p;
+      }
+      ++misses_;
+    }
+    void* p = std::aligned_alloc(kAlignment, r);
     if (!p) throw std::bad_alloc();
+    std::lock_guard<std::mutex> g(m_);
+    sizes_[p] = r;
     return p;
   }
-  static void deallocate(void* p) { std::free(p); }
+  void put(void* p) {
+    if (!p) return;
+    std::lock_guard<std::mutex> g(m_);
+    auto it = sizes_.find(p);
+    const std::size_t r = it->second;
+    sizes_.erase(it);
+    if (cached_ + r > kMaxCachedBytes) {
+      std::free(p);
+      return;
+    }
+    free_[r].push_back(p);
+    cached_ += r;
+  }
+  // Returns every cached block to the system.
+  void release() {
+    std::lock_guard<std::mutex> g(m_);
+    for (auto& [r, v] : free_)
+      for (void* p : v) std::free(p);
+    free_.clear();
+    cached_ = 0;
+  }
+  // Allocations that had to go to the system (a steady-state step adds none).
+  std::uint64_t system_allocations() const {
+    std::lock_guard<std::mutex> g(m_);
+    return misses_;
+  }
+  std::size_t cached_bytes() const {
+    std::lock_guard<std::mutex> g(m_);
+    return cached_;
+  }
+
+ private:
+  HostBlockCache() = default;
+  mutable std::mutex m_;
+  std::unordered_map<std::size_t, std::vector<void*>> free_;
+  std::unordered_map<void*, std::size_t> sizes_;
+  std::size_t cached_ = 0;
+  std::uint64_t hits_ = 0, misses_ = 0;
+};
+
+struct CpuDevice {
+  static constexpr bool is_host = true;
+  static constexpr std::size_t kAlignment = HostBlockCache::kAlignment;  // a cache line; enough for AVX-512
+
+  static void* allocate(std::size_t bytes) { return HostBlockCache::instance().get(bytes); }
+  static void deallocate(void* p) { HostBlockCache::instance().put(p); }
   static void copy(void* dst, const void* src, std::size_t bytes) {
     if (bytes) std::memcpy(dst, src, bytes);
   }

@@ -57,6 +57,12 @@ class Generator {
         {static_cast<std::uint32_t>(seed_), static_cast<std::uint32_t>(seed_ >> 32)});
     return out[i & 3];
   }
+  // The four words of Philox block b, i.e. bits(4b), ..., bits(4b + 3), in one evaluation.
+  std::array<std::uint32_t, 4> block(std::uint64_t b) const {
+    return Philox4x32::generate({static_cast<std::uint32_t>(b), static_cast<std::uint32_t>(b >> 32), 0u, 0u},
+                                {static_cast<std::uint32_t>(seed_), static_cast<std::uint32_t>(seed_ >> 32)});
+  }
+  static double to_uniform(std::uint32_t w) { return (w >> 8) * (1.0 / 16777216.0); }
   // Uniform in [0, 1) with 24 random bits (exact in float and double).
   double uniform(std::uint64_t i) const { return (bits(i) >> 8) * (1.0 / 16777216.0); }
   // Standard normal by Box–Muller from two counters (2i, 2i+1) of a separate lane.

@@ -191,7 +191,12 @@ template <RealScalar T> Var<T> relu(const Var<T>& x) {
   Tensor<T> y(x.shape());
   y.vec() = x.value().vec().max(T(0));
   return record("relu", y, [x](const Tensor<T>& g) {
-    add_grad(x, detail::from_array<T>(g.shape(), (x.value().vec() > T(0)).select(g.vec(), T(0))));
+    Tensor<T> gx(g.shape());
+    const T* xv = x.value().data();
+    const T* gv = g.data();
+    T* o = gx.data();
+    for (std::int64_t i = 0, n = g.numel(); i < n; ++i) o[i] = xv[i] > T(0) ? gv[i] : T(0);
+    add_grad(x, gx);
   }, x);
 }
 // abs (real): f' = sign(x), 0 at 0.

@@ -101,10 +101,18 @@ template <Scalar T> Var<T> dropout(const Var<T>& x, double p, bool training, Gen
   const std::int64_t n = x.numel();
   const std::uint64_t first = gen.reserve(static_cast<std::uint64_t>(parts * n));
   const R keep_scale = R(1) / R(1 - p);
-  // mask holds 0 or 1/(1−p) for each real part.
+  // mask holds 0 or 1/(1−p) for each real part; counter first + i decides part i. Whole
+  // Philox blocks are evaluated once for their four words (same values as gen.uniform).
   Tensor<R> mask(Shape{parts * n});
-  CpuDevice::parallel_for(parts * n, 1 << 14, [&](std::int64_t b, std::int64_t e) {
-    for (std::int64_t i = b; i < e; ++i) mask.data()[i] = gen.uniform(first + static_cast<std::uint64_t>(i)) >= p ? keep_scale : R(0);
+  const std::int64_t total = parts * n;
+  const std::uint32_t threshold = static_cast<std::uint32_t>(std::ceil(p * 16777216.0));  // keep iff (bits >> 8) >= p·2²⁴
+  CpuDevice::parallel_for(total, 1 << 14, [&](std::int64_t b, std::int64_t e) {
+    std::int64_t i = b;
+    while (i < e) {
+      const std::uint64_t c = first + static_cast<std::uint64_t>(i);
+      const auto w = gen.block(c >> 2);
+      for (std::uint64_t k = c & 3; k < 4 && i < e; ++k, ++i) mask.data()[i] = (w[k] >> 8) >= threshold ? keep_scale : R(0);
+    }
   });
   auto apply = [mask, n](const Tensor<T>& in) {
     Tensor<T> out(in.shape());
