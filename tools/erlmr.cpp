@@ -17,6 +17,8 @@
 #include <nlohmann/json.hpp>
 #include <unistd.h>
 
+#include "compare.hpp"
+
 using namespace erlmr;
 namespace fs = std::filesystem;
 
@@ -358,7 +360,35 @@ int main(int argc, char** argv) {
   ev->add_option("--dtype", eo.dtype);
   ev->add_option("--threads", eo.threads);
 
+  tools::CompareOptions co;
+  std::string co_methods = "erlmr,joint", co_data = "synthetic";
+  std::vector<std::string> co_pass;
+  auto* cmp = app.add_subcommand("compare", "run methods x seeds (each a separate `erlmr train`), print and write a mean ± sd table");
+  cmp->add_option("--methods", co_methods, "comma-separated; unimodal-a and unimodal-g are always added as references");
+  cmp->add_option("--seeds", co.seeds, "number of seeds (seed-base, seed-base+1, ...)")->check(CLI::Range(1, 1000));
+  cmp->add_option("--seed-base", co.seed_base);
+  cmp->add_option("--jobs", co.jobs, "runs at once")->check(CLI::Range(1, 256));
+  cmp->add_option("--threads", co.threads, "total threads, shared by the parallel runs (0 = all cores)");
+  cmp->add_option("--out", co.out);
+  cmp->add_option("--data", co_data, "'synthetic' or a directory");
+  cmp->allow_extras();  // everything else goes to each `erlmr train` (e.g. --epochs 12 --lr 0.01)
+
   CLI11_PARSE(app, argc, argv);
+  if (*cmp) {
+    try {
+      co.methods = split_list(co_methods);
+      co.train_args = cmp->remaining();
+      co.train_args.insert(co.train_args.begin(), {"--data", co_data});
+      std::string header = "Comparison on `" + co_data + "`: " + std::to_string(co.seeds) + " seeds from " +
+                           std::to_string(co.seed_base) + ", extra train options:";
+      for (const auto& a : co.train_args) header += " " + a;
+      const std::string self = std::filesystem::read_symlink("/proc/self/exe").string();
+      return tools::run_compare(self, co, header);
+    } catch (const std::exception& e) {
+      std::fprintf(stderr, "erlmr: error: %s\n", e.what());
+      return 1;
+    }
+  }
   try {
     auto by_dtype = [](const std::string& dt, auto f32, auto f64) {
       if (dt == "f32") return f32();

@@ -5,6 +5,8 @@
 #include <erlmr/erl/step.hpp>
 #include <erlmr/train/checkpoint.hpp>
 #include <filesystem>
+#include <fstream>
+#include <sstream>
 
 using namespace erlmr;
 using namespace erlmr::erl;
@@ -216,5 +218,69 @@ TEST_CASE("erlmr step reproduces both fixtures to 1e-8 through the command line"
     CHECK(got.size() > 60);
     std::filesystem::remove(out);
   }
+}
+#endif
+
+#ifdef ERLMR_CLI_PATH
+namespace {
+std::string slurp(const std::filesystem::path& p) {
+  std::ifstream f(p, std::ios::binary);
+  return std::string(std::istreambuf_iterator<char>(f), {});
+}
+int run_cli(const std::string& args) { return std::system((std::string(ERLMR_CLI_PATH) + " " + args + " > /dev/null 2>&1").c_str()); }
+const char* kTiny = " --data synthetic --window 12 --train-size 64 --test-size 32 --epochs 2 --probe-epochs 1 --lr 0.01";
+}  // namespace
+
+TEST_CASE("erlmr train: same seed gives byte-identical metrics.csv, with 1 and 2 threads; resume too") {
+  namespace fs = std::filesystem;
+  const auto dir = fs::temp_directory_path() / "erlmr_cli_det";
+  fs::remove_all(dir);
+  REQUIRE(run_cli("train --method erlmr --threads 1 --out " + (dir / "t1").string() + kTiny) == 0);
+  REQUIRE(run_cli("train --method erlmr --threads 2 --out " + (dir / "t2").string() + kTiny) == 0);
+  REQUIRE(run_cli("train --method erlmr --threads 2 --out " + (dir / "t3").string() + kTiny) == 0);
+  const auto a = slurp(dir / "t1" / "metrics.csv");
+  CHECK(a.size() > 100);
+  CHECK(a == slurp(dir / "t2" / "metrics.csv"));
+  CHECK(a == slurp(dir / "t3" / "metrics.csv"));
+  // One epoch, then resume to two: the same file.
+  std::string one = std::string(kTiny);
+  one.replace(one.find("--epochs 2"), 10, "--epochs 1");
+  REQUIRE(run_cli("train --method erlmr --out " + (dir / "r").string() + one) == 0);
+  REQUIRE(run_cli("train --method erlmr --resume auto --out " + (dir / "r").string() + kTiny) == 0);
+  CHECK(a == slurp(dir / "r" / "metrics.csv"));
+  // eval on the checkpoint runs and reports
+  CHECK(run_cli("eval --data synthetic --window 12 --train-size 64 --test-size 32 --checkpoint " + (dir / "t1" / "checkpoint.npz").string()) == 0);
+  // Bad input is an error with a message, not a crash.
+  CHECK(run_cli("train --data " + (dir / "missing").string() + " --epochs 1 --out " + (dir / "x").string()) == 256);
+  fs::remove_all(dir);
+}
+
+TEST_CASE("erlmr compare: results do not depend on --jobs; failed runs are reported") {
+  namespace fs = std::filesystem;
+  const auto dir = fs::temp_directory_path() / "erlmr_cli_cmp";
+  fs::remove_all(dir);
+  REQUIRE(run_cli("compare --methods joint,ogm-ge,nosuch --seeds 2 --jobs 1 --out " + (dir / "j1").string() + kTiny) == 0);
+  REQUIRE(run_cli("compare --methods joint,ogm-ge,nosuch --seeds 2 --jobs 3 --out " + (dir / "j3").string() + kTiny) == 0);
+  auto strip_time = [](std::string csv) {  // drop the wall-time column
+    std::string out, line;
+    std::istringstream is(csv);
+    while (std::getline(is, line)) {
+      std::vector<std::string> f;
+      std::string cell;
+      std::istringstream ls(line);
+      while (std::getline(ls, cell, ',')) f.push_back(cell);
+      if (f.size() > 9) f[9] = "";
+      for (auto& c : f) out += c + ",";
+      out += "\n";
+    }
+    return out;
+  };
+  const auto a = slurp(dir / "j1" / "compare.csv"), b = slurp(dir / "j3" / "compare.csv");
+  CHECK(strip_time(a) == strip_time(b));
+  CHECK(a.find("nosuch,42,failed") != std::string::npos);
+  CHECK(a.find("joint,43,ok") != std::string::npos);
+  CHECK(a.find("unimodal-g,42,ok") != std::string::npos);
+  CHECK(slurp(dir / "j1" / "compare.md").find("unknown method 'nosuch'") != std::string::npos);
+  fs::remove_all(dir);
 }
 #endif
