@@ -43,3 +43,16 @@ TEST_CASE("rng: moments of uniform and normal are right") {
   CHECK(u.vec().minCoeff() >= 0.0);
   CHECK(u.vec().maxCoeff() < 1.0);
 }
+
+TEST_CASE("rng: the vectorised block generator gives the same words as block() and bits()") {
+  Generator g(0x123456789abcdefULL);
+  std::uint32_t w[4][Generator::kLanes];
+  g.blocks(1000, w);
+  for (int j = 0; j < Generator::kLanes; ++j) {
+    const auto b = g.block(1000 + j);
+    for (int k = 0; k < 4; ++k) {
+      CHECK(w[k][j] == b[static_cast<std::size_t>(k)]);
+      CHECK(w[k][j] == g.bits(4 * (1000 + j) + k));
+    }
+  }
+}

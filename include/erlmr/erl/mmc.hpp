@@ -25,13 +25,31 @@ struct GradGram {
 template <RealScalar R>
 GradGram gram(const std::vector<Tensor<R>>& g1, const std::vector<Tensor<R>>& g2) {
   GradGram m;
-  for (std::size_t i = 0; i < g1.size(); ++i) {
-    const R* a = g1[i].data();
-    const R* b = g2[i].data();
-    for (std::int64_t k = 0; k < g1[i].numel(); ++k) {
-      m.v11 += double(a[k]) * double(a[k]);
-      m.v12 += double(a[k]) * double(b[k]);
-      m.v22 += double(b[k]) * double(b[k]);
+  // Double-precision sums with 8 interleaved partial sums per quantity (vectorisable, and a
+  // fixed order: the result depends only on the data), tensors summed in list order.
+  for (std::size_t t = 0; t < g1.size(); ++t) {
+    const R* a = g1[t].data();
+    const R* b = g2[t].data();
+    const std::int64_t n = g1[t].numel();
+    double s11[8] = {}, s12[8] = {}, s22[8] = {};
+    std::int64_t k = 0;
+    for (; k + 8 <= n; k += 8)
+      for (int l = 0; l < 8; ++l) {
+        const double x = double(a[k + l]), y = double(b[k + l]);
+        s11[l] += x * x;
+        s12[l] += x * y;
+        s22[l] += y * y;
+      }
+    for (int l = 0; k < n; ++k, ++l) {
+      const double x = double(a[k]), y = double(b[k]);
+      s11[l] += x * x;
+      s12[l] += x * y;
+      s22[l] += y * y;
+    }
+    for (int l = 0; l < 8; ++l) {
+      m.v11 += s11[l];
+      m.v12 += s12[l];
+      m.v22 += s22[l];
     }
   }
   return m;

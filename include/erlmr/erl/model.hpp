@@ -182,11 +182,32 @@ class ErlmrModel {
     return {arg(y), concat(std::vector<Var<R>>{real(y), imag(y)}, 1)};
   }
 
+  // Both modalities' Euler blocks at once: the two (B, D) complex feature matrices are
+  // stacked into one (2B, D) matrix, so the shared projection is ONE product — one pass
+  // over W forward, and one weight-gradient product with inner dimension 4B (both
+  // modalities, real and imaginary rows) backward. Row for row the values equal two
+  // separate euler_block calls, and the dropout masks are the same (a's elements take the
+  // counters first, as when a is processed before g).
+  std::pair<EulerOut<R>, EulerOut<R>> euler_pair(const Var<R>& Aa, const Var<R>& Ag, nn::Context& ctx) {
+    const std::int64_t B = Aa.shape()[0];
+    auto za = reshape(euler(mu1, Aa), {B, cfg.feature_dim()});
+    auto zg = reshape(euler(mu2, Ag), {B, cfg.feature_dim()});
+    auto z = concat(std::vector<Var<std::complex<R>>>{za, zg}, 0);
+    const double p = cfg.dropout * ctx.dropout_scale;
+    if (ctx.training && p > 0) {
+      if (!ctx.rng) throw std::logic_error("ErlmrModel: training forward pass without a Generator in the Context");
+      z = dropout(z, p, true, *ctx.rng);
+    }
+    auto y = crelu(linear(z, im.weight, im.bias));                              // (2B, D/2)
+    auto theta = arg(y);
+    auto h = concat(std::vector<Var<R>>{real(y), imag(y)}, 1);                  // (2B, D)
+    return {{slice(theta, 0, 0, B), slice(h, 0, 0, B)}, {slice(theta, 0, B, B), slice(h, 0, B, B)}};
+  }
+
   ModelOut<R> forward(const Var<R>& x1, const Var<R>& x2, nn::Context& ctx) {
     if (x1.shape()[0] != x2.shape()[0])
       throw ShapeError("ErlmrModel: modalities have different batch sizes: " + shapes_str(x1.shape(), x2.shape()));
-    auto ea = euler_block(acc.forward(x1, ctx), mu1, ctx);
-    auto eg = euler_block(gyr.forward(x2, ctx), mu2, ctx);
+    auto [ea, eg] = euler_pair(acc.forward(x1, ctx), gyr.forward(x2, ctx), ctx);
     auto f = fusion.forward(ea.h, eg.h, ctx);
     return {f.out, f.out_a, f.out_g, ea.theta, eg.theta, ea.h, eg.h};
   }

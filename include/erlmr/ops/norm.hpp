@@ -108,10 +108,17 @@ template <Scalar T> Var<T> dropout(const Var<T>& x, double p, bool training, Gen
   const std::uint32_t threshold = static_cast<std::uint32_t>(std::ceil(p * 16777216.0));  // keep iff (bits >> 8) >= p·2²⁴
   CpuDevice::parallel_for(total, 1 << 14, [&](std::int64_t b, std::int64_t e) {
     std::int64_t i = b;
+    std::uint32_t w[4][Generator::kLanes];
     while (i < e) {
       const std::uint64_t c = first + static_cast<std::uint64_t>(i);
-      const auto w = gen.block(c >> 2);
-      for (std::uint64_t k = c & 3; k < 4 && i < e; ++k, ++i) mask.data()[i] = (w[k] >> 8) >= threshold ? keep_scale : R(0);
+      if ((c & 3) == 0 && e - i >= 4 * Generator::kLanes) {  // 64 masks from 16 blocks at once
+        gen.blocks(c >> 2, w);
+        for (int j = 0; j < Generator::kLanes; ++j)
+          for (int k = 0; k < 4; ++k, ++i) mask.data()[i] = (w[k][j] >> 8) >= threshold ? keep_scale : R(0);
+        continue;
+      }
+      const auto w1 = gen.block(c >> 2);
+      for (std::uint64_t k = c & 3; k < 4 && i < e; ++k, ++i) mask.data()[i] = (w1[k] >> 8) >= threshold ? keep_scale : R(0);
     }
   });
   auto apply = [mask, n](const Tensor<T>& in) {
