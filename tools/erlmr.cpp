@@ -280,6 +280,17 @@ template <RealScalar R> int run_eval(const EvalOptions& o) {
   train::TrainConfig c;
   c.fusion = erl::parse_fusion(o.fusion);
   c.method = o.method;
+  {  // A checkpoint written by `erlmr train` records its method and fusion.
+    const auto npz = data::read_npz(o.checkpoint);
+    auto text = [&](const char* k) -> std::string {
+      auto it = npz.find(k);
+      if (it == npz.end()) return "";
+      const auto b = it->second.template as<std::uint8_t>();
+      return std::string(b.begin(), b.end());
+    };
+    if (auto m = text("trainer/method_name"); !m.empty()) c.method = m;
+    if (auto f = text("trainer/fusion"); !f.empty()) c.fusion = erl::parse_fusion(f);
+  }
   train::Trainer<R> t(c, d);
   t.load_checkpoint(o.checkpoint);
   const auto r = t.evaluate(d.test);
@@ -355,8 +366,8 @@ int main(int argc, char** argv) {
   auto* ev = app.add_subcommand("eval", "evaluate a checkpoint on the test split");
   add_data_options(ev, eo.data);
   ev->add_option("--checkpoint", eo.checkpoint)->required()->check(CLI::ExistingFile);
-  ev->add_option("--fusion", eo.fusion);
-  ev->add_option("--method", eo.method, "the method the checkpoint was trained with (changes test-time fusion for mla, mmcosine)");
+  ev->add_option("--fusion", eo.fusion, "for model-only files (checkpoint.npz records it)");
+  ev->add_option("--method", eo.method, "for model-only files (checkpoint.npz records it; it changes test-time fusion for mla, mmcosine)");
   ev->add_option("--dtype", eo.dtype);
   ev->add_option("--threads", eo.threads);
 

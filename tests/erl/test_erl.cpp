@@ -248,8 +248,12 @@ TEST_CASE("erlmr train: same seed gives byte-identical metrics.csv, with 1 and 2
   REQUIRE(run_cli("train --method erlmr --out " + (dir / "r").string() + one) == 0);
   REQUIRE(run_cli("train --method erlmr --resume auto --out " + (dir / "r").string() + kTiny) == 0);
   CHECK(a == slurp(dir / "r" / "metrics.csv"));
-  // eval on the checkpoint runs and reports
+  // eval on the checkpoint runs and reports; the checkpoint records method and fusion
   CHECK(run_cli("eval --data synthetic --window 12 --train-size 64 --test-size 32 --checkpoint " + (dir / "t1" / "checkpoint.npz").string()) == 0);
+  REQUIRE(run_cli("train --method pmr --fusion sum --out " + (dir / "s").string() + one) == 0);
+  CHECK(run_cli("eval --data synthetic --window 12 --train-size 64 --test-size 32 --checkpoint " + (dir / "s" / "checkpoint.npz").string()) == 0);
+  // A model-only file of another fusion is refused with a message (strict loading), not a crash.
+  CHECK(run_cli("eval --data synthetic --window 12 --train-size 64 --test-size 32 --checkpoint " + (dir / "s" / "model.npz").string()) == 256);
   // Bad input is an error with a message, not a crash.
   CHECK(run_cli("train --data " + (dir / "missing").string() + " --epochs 1 --out " + (dir / "x").string()) == 256);
   fs::remove_all(dir);

@@ -264,6 +264,11 @@ class Trainer {
                                                                   std::vector<std::uint8_t>(names.begin(), names.end()));
     m["trainer/signals"] = data::NpyArray::make<double>({static_cast<std::int64_t>(history_.size()), static_cast<std::int64_t>(ns)}, sv);
     method_->save_state(m, "trainer/method/");
+    auto text = [](const std::string& t) {
+      return data::NpyArray::make<std::uint8_t>({static_cast<std::int64_t>(t.size())}, std::vector<std::uint8_t>(t.begin(), t.end()));
+    };
+    m["trainer/method_name"] = text(cfg_.method);
+    m["trainer/fusion"] = text(erl::fusion_name(cfg_.fusion));
     return m;
   }
   void save_checkpoint(const std::string& path) { data::write_npz(path, checkpoint(), true); }
