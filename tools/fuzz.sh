@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
-# Fuzzes the NumPy readers of include/erlmr/data/npy.hpp with libFuzzer.
+# Fuzzes the file readers (NPY, NPZ, IDX, WAV under include/erlmr/data/) with libFuzzer.
 #
-#   tools/fuzz.sh [npy|npz ...]        # default: both targets
+#   tools/fuzz.sh [npy|npz|idx|wav ...]  # default: all four targets
 #
 # Builds tests/fuzz/fuzz_<target>.cpp with clang++ -fsanitize=fuzzer,address,undefined and runs
 # each for FUZZ_SECONDS (default 60) seconds, seeded with tests/data/npy_corpus/{valid,malformed}.
@@ -19,7 +19,7 @@ MAX_LEN="${FUZZ_MAX_LEN:-16384}"
 MALLOC_MB="${FUZZ_MALLOC_MB:-64}"
 BUILD="${FUZZ_BUILD_DIR:-$ROOT/build/fuzz}"
 TARGETS=("$@")
-[[ ${#TARGETS[@]} -eq 0 ]] && TARGETS=(npy npz)
+[[ ${#TARGETS[@]} -eq 0 ]] && TARGETS=(npy npz idx wav)
 
 CXX_FUZZ="${FUZZ_CXX:-}"
 if [[ -z "$CXX_FUZZ" ]]; then

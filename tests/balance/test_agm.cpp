@@ -1,6 +1,7 @@
 // AGM (erlmr/balance/agm.hpp): Shapley logits, scores, ratios, coefficients, the step, training
 // and the checkpoint round trip of the running ratios.
 #include "test_util.hpp"
+#include "balance/balance_test_util.hpp"
 
 #include <erlmr/balance/agm.hpp>
 #include <erlmr/data/synthetic.hpp>
@@ -126,17 +127,8 @@ TEST_CASE("agm: the step scales each encoder's joint gradient by k_u and leaves 
 }
 
 TEST_CASE("agm: a short training run learns; a checkpoint round trip continues identically") {
-  data::SyntheticConfig c;
-  c.train = 720;
-  c.test = 240;
-  c.window = 24;
-  const auto d = data::synthetic_sensor<float>(c);
-  train::TrainConfig t;
-  t.method = "agm";
-  t.epochs = 5;
-  t.batch = 16;
-  t.lr = 0.01;
-  t.probe_epochs = 1;
+  const auto d = test::small_sensor_data();
+  auto t = test::short_run("agm");
   const auto path = (std::filesystem::temp_directory_path() / "erlmr_agm_resume.npz").string();
   train::Trainer<float> tr(t, d);
   CHECK(tr.method().name() == "agm");

@@ -3,6 +3,7 @@
 #include <filesystem>
 
 #include "test_util.hpp"
+#include "balance/balance_test_util.hpp"
 #include <erlmr/balance/gblending.hpp>
 #include <erlmr/data/synthetic.hpp>
 #include <erlmr/train/trainer.hpp>
@@ -11,11 +12,6 @@ using namespace erlmr;
 namespace fs = std::filesystem;
 
 namespace {
-std::string history_csv(const train::Trainer<float>& t) {
-  std::string s;
-  for (const auto& h : t.history()) s += h.csv_line() + "\n";
-  return s;
-}
 void check_uniform(const balance::GbTriple& w) {
   for (double x : w) CHECK(x == doctest::Approx(1.0 / 3));
 }
@@ -48,17 +44,8 @@ TEST_CASE("gblending: fallbacks — no generalisation change, non-finite losses;
 }
 
 TEST_CASE("gblending: training on the held-out split learns; weights are uniform until the first re-estimate") {
-  data::SyntheticConfig c;
-  c.train = 720;
-  c.test = 240;
-  c.window = 24;
-  const auto d = data::synthetic_sensor<float>(c);
-  train::TrainConfig t;
-  t.method = "gblending";
-  t.epochs = 5;
-  t.batch = 16;
-  t.lr = 0.01;
-  t.probe_epochs = 1;
+  const auto d = test::small_sensor_data();
+  auto t = test::short_run("gblending");
   train::Trainer<float> tr(t, d);
   CHECK(tr.method().holdout_fraction() == doctest::Approx(0.2));
   for (int e = 0; e < t.epochs; ++e) tr.train_epoch();
@@ -114,7 +101,7 @@ TEST_CASE("gblending: a resumed run continues bitwise identically (weights and p
     resumed.load_checkpoint(path);
     CHECK(resumed.epoch() == at);
     while (resumed.epoch() < 4) resumed.train_epoch();
-    CHECK(history_csv(straight) == history_csv(resumed));
+    CHECK(test::history_csv(straight) == test::history_csv(resumed));
     auto& a = dynamic_cast<balance::GBlending<float>&>(straight.method());
     auto& b = dynamic_cast<balance::GBlending<float>&>(resumed.method());
     CHECK(a.weights() == b.weights());

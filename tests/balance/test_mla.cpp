@@ -1,6 +1,7 @@
 // MLA: the recursive projector, the entropy gates, the step's projected head gradient, a short
 // training run and a checkpoint round trip.
 #include "test_util.hpp"
+#include "balance/balance_test_util.hpp"
 
 #include <erlmr/balance/mla.hpp>
 #include <erlmr/data/synthetic.hpp>
@@ -10,13 +11,6 @@
 using namespace erlmr;
 namespace fs = std::filesystem;
 
-namespace {
-std::string history_csv(const train::Trainer<float>& t) {
-  std::string s;
-  for (const auto& h : t.history()) s += h.csv_line() + "\n";
-  return s;
-}
-}  // namespace
 
 TEST_CASE("mla: one projector update by hand, a = a0^(1 + i/N), and G·P") {
   // P = I, r = (1, 0), a = 0.1: k = (1, 0), r k = 1, P ← I − diag(1, 0)/1.1 = diag(1/11, 1);
@@ -121,11 +115,7 @@ TEST_CASE("mla: the step accumulates G_a·P0 + G_g·P1 into the head, own-modali
 }
 
 TEST_CASE("mla: a short training run learns, and a checkpoint round trip continues identically") {
-  data::SyntheticConfig c;
-  c.train = 720;
-  c.test = 240;
-  c.window = 24;
-  const auto d = data::synthetic_sensor<float>(c);
+  const auto d = test::small_sensor_data();
   train::TrainConfig t;
   t.method = "mla";
   // Six epochs, not five: the projected head gradient G·P is small (P is Frobenius-normalised, so
@@ -156,7 +146,7 @@ TEST_CASE("mla: a short training run learns, and a checkpoint round trip continu
   resumed.load_checkpoint(path);
   CHECK(resumed.epoch() == 5);
   resumed.train_epoch();
-  CHECK(history_csv(tr) == history_csv(resumed));
+  CHECK(test::history_csv(tr) == test::history_csv(resumed));
   auto& m0 = dynamic_cast<balance::Mla<float>&>(tr.method());
   auto& m1 = dynamic_cast<balance::Mla<float>&>(resumed.method());
   CHECK(test::bitwise_equal(m0.projector(), m1.projector()));

@@ -1,5 +1,6 @@
 // MMCosine: scaled cosine logits, their gradient, the fusion restriction, and a short training run.
 #include "test_util.hpp"
+#include "balance/balance_test_util.hpp"
 
 #include <erlmr/balance/mmcosine.hpp>
 #include <erlmr/data/synthetic.hpp>
@@ -95,17 +96,8 @@ TEST_CASE("mmcosine: uses the modality's slice of fc_out (concat) or fc_x / fc_y
 }
 
 TEST_CASE("mmcosine: a short training run learns") {
-  data::SyntheticConfig c;
-  c.train = 720;
-  c.test = 240;
-  c.window = 24;
-  const auto d = data::synthetic_sensor<float>(c);
-  train::TrainConfig t;
-  t.method = "mmcosine";
-  t.epochs = 5;
-  t.batch = 16;
-  t.lr = 0.01;
-  t.probe_epochs = 1;
+  const auto d = test::small_sensor_data();
+  auto t = test::short_run("mmcosine");
   train::Trainer<float> tr(t, d);
   for (int e = 0; e < t.epochs; ++e) tr.train_epoch();
   const auto& h = tr.history();

@@ -3,6 +3,7 @@
 #include <filesystem>
 
 #include "test_util.hpp"
+#include "balance/balance_test_util.hpp"
 #include <erlmr/balance/mmpareto.hpp>
 #include <erlmr/data/synthetic.hpp>
 #include <erlmr/train/trainer.hpp>
@@ -20,11 +21,6 @@ void check_tensor(const Tensor<double>& t, std::initializer_list<double> want) {
   REQUIRE(t.numel() == static_cast<std::int64_t>(want.size()));
   std::int64_t i = 0;
   for (double w : want) CHECK(t.data()[i++] == doctest::Approx(w).epsilon(1e-9));
-}
-std::string history_csv(const train::Trainer<float>& t) {
-  std::string s;
-  for (const auto& h : t.history()) s += h.csv_line() + "\n";
-  return s;
 }
 }  // namespace
 
@@ -116,17 +112,8 @@ TEST_CASE("mmpareto: step wiring — encoders get the combined gradient, im.* an
 }
 
 TEST_CASE("mmpareto: training learns, with its signals, through the extra heads") {
-  data::SyntheticConfig c;
-  c.train = 720;
-  c.test = 240;
-  c.window = 24;
-  const auto d = data::synthetic_sensor<float>(c);
-  train::TrainConfig t;
-  t.method = "mmpareto";
-  t.epochs = 5;
-  t.batch = 16;
-  t.lr = 0.01;
-  t.probe_epochs = 1;
+  const auto d = test::small_sensor_data();
+  auto t = test::short_run("mmpareto");
   train::Trainer<float> tr(t, d);
   CHECK(tr.method().name() == "mmpareto");
   CHECK(tr.method().extra_parameters().size() == 4);
@@ -171,7 +158,7 @@ TEST_CASE("mmpareto: a resumed run continues bitwise identically (extra heads in
   resumed.load_checkpoint(path);
   CHECK(resumed.epoch() == 1);
   resumed.train_epoch();
-  CHECK(history_csv(straight) == history_csv(resumed));
+  CHECK(test::history_csv(straight) == test::history_csv(resumed));
   auto a = straight.method().extra_parameters(), b = resumed.method().extra_parameters();
   REQUIRE(a.size() == b.size());
   for (std::size_t i = 0; i < a.size(); ++i) CHECK(test::bitwise_equal(a[i].value(), b[i].value()));

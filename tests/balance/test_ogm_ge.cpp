@@ -1,5 +1,6 @@
 // OGM-GE (erlmr/balance/ogm_ge.hpp): coefficients, the noise, the modulation window, training.
 #include "test_util.hpp"
+#include "balance/balance_test_util.hpp"
 
 #include <erlmr/balance/ogm_ge.hpp>
 #include <erlmr/data/synthetic.hpp>
@@ -152,17 +153,8 @@ TEST_CASE("ogm-ge: joint gradient outside [start, end]; inside, only the encoder
 }
 
 TEST_CASE("ogm-ge: a short training run learns, and is reproducible") {
-  data::SyntheticConfig c;
-  c.train = 720;
-  c.test = 240;
-  c.window = 24;
-  const auto d = data::synthetic_sensor<float>(c);
-  train::TrainConfig t;
-  t.method = "ogm-ge";
-  t.epochs = 5;
-  t.batch = 16;
-  t.lr = 0.01;
-  t.probe_epochs = 1;
+  const auto d = test::small_sensor_data();
+  auto t = test::short_run("ogm-ge");
   train::Trainer<float> tr(t, d);
   CHECK(tr.method().name() == "ogm-ge");
   for (int e = 0; e < 5; ++e) tr.train_epoch();

@@ -1,5 +1,6 @@
 // PMR: prototypes, prototype logits, ρ and the weak modality, gradient, training run, checkpoint.
 #include "test_util.hpp"
+#include "balance/balance_test_util.hpp"
 
 #include <erlmr/balance/pmr.hpp>
 #include <erlmr/data/synthetic.hpp>
@@ -12,11 +13,6 @@ namespace fs = std::filesystem;
 namespace {
 balance::ClassSums empty_sums(std::int64_t K, std::int64_t D) {
   return {std::vector<double>(static_cast<std::size_t>(K * D), 0.0), std::vector<std::int64_t>(static_cast<std::size_t>(K), 0)};
-}
-std::string history_csv(const train::Trainer<float>& t) {
-  std::string s;
-  for (const auto& h : t.history()) s += h.csv_line() + "\n";
-  return s;
 }
 }  // namespace
 
@@ -147,17 +143,8 @@ TEST_CASE("pmr: the step adds α·CE of the weak modality's prototype logits; be
 }
 
 TEST_CASE("pmr: a short training run learns, and a checkpoint round trip continues identically") {
-  data::SyntheticConfig c;
-  c.train = 720;
-  c.test = 240;
-  c.window = 24;
-  const auto d = data::synthetic_sensor<float>(c);
-  train::TrainConfig t;
-  t.method = "pmr";
-  t.epochs = 5;
-  t.batch = 16;
-  t.lr = 0.01;
-  t.probe_epochs = 1;
+  const auto d = test::small_sensor_data();
+  auto t = test::short_run("pmr");
   t.options.pmr_momentum = 0.5;  // so the saved prototypes matter for the next epoch
   train::Trainer<float> tr(t, d);
   const auto path = (fs::temp_directory_path() / "erlmr_test_pmr.npz").string();
@@ -181,7 +168,7 @@ TEST_CASE("pmr: a short training run learns, and a checkpoint round trip continu
   auto& pm = dynamic_cast<balance::Pmr<float>&>(resumed.method());
   CHECK(pm.prototypes(train::Modality::a).to_vector() != std::vector<float>(pm.prototypes(train::Modality::a).numel(), 0.0f));
   resumed.train_epoch();
-  CHECK(history_csv(tr) == history_csv(resumed));
+  CHECK(test::history_csv(tr) == test::history_csv(resumed));
   auto& p0 = dynamic_cast<balance::Pmr<float>&>(tr.method());
   CHECK(test::bitwise_equal(p0.prototypes(train::Modality::a), pm.prototypes(train::Modality::a)));
   CHECK(test::bitwise_equal(p0.prototypes(train::Modality::g), pm.prototypes(train::Modality::g)));
