@@ -2,6 +2,7 @@
 // reference fixture, and truncated / mutated inputs (which must fail only with FormatError).
 #include <doctest/doctest.h>
 
+#include <erlmr/core/shape.hpp>
 #include <erlmr/data/npy.hpp>
 
 #include <algorithm>
@@ -461,3 +462,14 @@ TEST_CASE("reference fixture: ERL-MR training step") {
 }
 
 }  // TEST_SUITE
+
+TEST_CASE("npy: a zero extent beside huge ones is an empty array, not an overflow (fuzzer finding)") {
+  // Shape (1, ..., 9223372036854775807, ..., 2, ..., 0, ...): the product of the non-zero
+  // extents overflows int64, but the array has no elements.
+  const NpyArray a = read_npy(kValid + "zero_extent_huge_dims.npy");
+  CHECK(a.numel() == 0);
+  CHECK(a.data.empty());
+  const auto bytes = serialize_npy(a);
+  CHECK(parse_npy(bytes.data(), bytes.size(), "re.npy") == a);
+  CHECK(erlmr::Shape(std::vector<std::int64_t>{std::numeric_limits<std::int64_t>::max(), 2, 0}).numel() == 0);
+}

@@ -35,6 +35,8 @@ class Shape {
   std::int64_t dim(int axis) const { return dims_[static_cast<std::size_t>(normalize_axis(axis, "dim"))]; }
 
   std::int64_t numel() const {
+    for (int i = 0; i < rank_; ++i)  // a zero extent gives 0 without multiplying the others
+      if (dims_[static_cast<std::size_t>(i)] == 0) return 0;
     std::int64_t n = 1;
     for (int i = 0; i < rank_; ++i) n *= dims_[static_cast<std::size_t>(i)];
     return n;

@@ -282,6 +282,8 @@ struct NpyArray {
   /// dimension and std::overflow_error when the product does not fit in int64.
   std::int64_t numel() const {
     std::int64_t n = 1;
+    for (std::int64_t d : shape)  // a zero extent makes the product 0, however large the others
+      if (d == 0) return 0;
     for (std::int64_t d : shape) {
       if (d < 0) throw std::invalid_argument("erlmr::data: negative dimension in shape " + detail::shape_str(shape));
       if (__builtin_mul_overflow(n, d, &n))
