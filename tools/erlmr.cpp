@@ -93,7 +93,8 @@ struct TrainOptions {
   DataOptions data;
   balance::MethodOptions options;
   std::string methods = "erlmr", fusion = "concat", mode = "fused", optimizer = "sgd", schedule = "step", out = "runs/latest",
-              dtype = "f32", resume;
+              dtype = "f32", resume, arch = "auto";
+  std::int64_t width = 64;
   std::vector<int> milestones{50, 100, 150};
   double lr = 1e-3, momentum = 0.9, weight_decay = 1e-4, factor = 0.9, dropout = 0.5;
   int epochs = 20, probe_epochs = 30, threads = 0;
@@ -141,6 +142,8 @@ template <RealScalar R> RunSummary train_one(const TrainOptions& o, const std::s
   c.options = o.options;
   c.options.erlmr_mode = erl::parse_step_mode(o.mode);
   c.fusion = erl::parse_fusion(o.fusion);
+  c.arch = o.arch;
+  c.width = o.width;
   c.epochs = o.epochs;
   c.batch = o.batch;
   c.optimizer = o.optimizer;
@@ -231,6 +234,8 @@ template <RealScalar R> RunSummary train_one(const TrainOptions& o, const std::s
   j["method"] = method;
   j["data"] = d.name;
   j["fusion"] = o.fusion;
+  j["arch"] = erl::arch_name(t.model().cfg.arch);
+  j["encoders"] = {{d.modality_a, t.model().enc_a->describe()}, {d.modality_g, t.model().enc_g->describe()}};
   j["step_mode"] = o.mode;
   j["dtype"] = o.dtype;
   j["epochs"] = o.epochs;
@@ -251,8 +256,9 @@ template <RealScalar R> RunSummary train_one(const TrainOptions& o, const std::s
 template <RealScalar R> int run_train(const TrainOptions& o) {
   if (o.threads > 0) set_num_threads(o.threads);
   const auto d = load_data<R>(o.data);
-  std::printf("data: %s, %lld train / %lld test windows of length %lld, %lld classes; threads %d\n", d.name.c_str(),
-              (long long)d.train.size(), (long long)d.test.size(), (long long)d.window(), (long long)d.classes, num_threads());
+  std::printf("data: %s, %lld train / %lld test samples, %s %s + %s %s, %lld classes; threads %d\n", d.name.c_str(),
+              (long long)d.train.size(), (long long)d.test.size(), d.modality_a.c_str(), Shape(d.sample_shape(0)).str().c_str(),
+              d.modality_g.c_str(), Shape(d.sample_shape(1)).str().c_str(), (long long)d.classes, num_threads());
   std::vector<RunSummary> runs;
   const auto methods = split_list(o.methods);
   for (const auto& m : methods) runs.push_back(train_one<R>(o, m, d, methods.size() > 1 ? fs::path(o.out) / m : fs::path(o.out)));
@@ -270,7 +276,8 @@ template <RealScalar R> int run_train(const TrainOptions& o) {
 // ---------------------------------------------------------------- eval
 struct EvalOptions {
   DataOptions data;
-  std::string checkpoint, fusion = "concat", dtype = "f32", method = "erlmr";
+  std::string checkpoint, fusion = "concat", dtype = "f32", method = "erlmr", arch = "auto";
+  std::int64_t width = 64;
   int threads = 0;
 };
 
@@ -280,6 +287,8 @@ template <RealScalar R> int run_eval(const EvalOptions& o) {
   train::TrainConfig c;
   c.fusion = erl::parse_fusion(o.fusion);
   c.method = o.method;
+  c.arch = o.arch;
+  c.width = o.width;
   {  // A checkpoint written by `erlmr train` records its method and fusion.
     const auto npz = data::read_npz(o.checkpoint);
     auto text = [&](const char* k) -> std::string {
@@ -290,17 +299,19 @@ template <RealScalar R> int run_eval(const EvalOptions& o) {
     };
     if (auto m = text("trainer/method_name"); !m.empty()) c.method = m;
     if (auto f = text("trainer/fusion"); !f.empty()) c.fusion = erl::parse_fusion(f);
+    if (auto a = text("trainer/arch"); !a.empty()) c.arch = a;
+    if (auto it = npz.find("trainer/width"); it != npz.end() && it->second.numel() == 1) c.width = it->second.template as<std::int64_t>().at(0);
   }
   train::Trainer<R> t(c, d);
   t.load_checkpoint(o.checkpoint);
   const auto r = t.evaluate(d.test);
-  std::printf("%s on %s (test, %lld windows): acc %.4f  macro-F1 %.4f  head a %.4f  head g %.4f  rho %.3f  loss %.4f\n",
+  std::printf("%s on %s (test, %lld samples): acc %.4f  macro-F1 %.4f  head a %.4f  head g %.4f  rho %.3f  loss %.4f\n",
               o.checkpoint.c_str(), d.name.c_str(), (long long)d.test.size(), r.acc, r.f1, r.acc_a, r.acc_g, r.rho, r.loss);
   return 0;
 }
 
 void add_data_options(CLI::App* c, DataOptions& d) {
-  c->add_option("--data", d.source, "'synthetic' or a directory of .npy files (x_train_1.npy, ...)");
+  c->add_option("--data", d.source, "'synthetic' or a directory of .npy files (x1_train.npy x2_train.npy y_train.npy ..., docs/data.md)");
   c->add_option("--window", d.window, "synthetic: window length T")->check(CLI::Range(3, 100000));
   c->add_option("--train-size", d.train_size, "synthetic: training windows")->check(CLI::Range(1, 10000000));
   c->add_option("--test-size", d.test_size, "synthetic: test windows")->check(CLI::Range(1, 10000000));
@@ -329,6 +340,8 @@ int main(int argc, char** argv) {
   for (const auto& n : balance::method_names()) all_methods += (all_methods.empty() ? "" : ", ") + n;
   tr->add_option("--method", to.methods, "one or more (comma-separated) of: " + all_methods);
   tr->add_option("--fusion", to.fusion, "concat | sum | film | gated");
+  tr->add_option("--arch", to.arch, "auto | sensor | general (auto: sensor model for two (1, 3, T) inputs, else CNN/MLP by input rank)");
+  tr->add_option("--width", to.width, "general models: pooled feature width d (even)")->check(CLI::Range(2, 65536));
   tr->add_option("--mode", to.mode, "ERL-MR step: fused | faithful");
   tr->add_option("--epochs", to.epochs)->check(CLI::Range(1, 100000));
   tr->add_option("--batch", to.batch)->check(CLI::Range(2, 100000));
@@ -368,6 +381,8 @@ int main(int argc, char** argv) {
   ev->add_option("--checkpoint", eo.checkpoint)->required()->check(CLI::ExistingFile);
   ev->add_option("--fusion", eo.fusion, "for model-only files (checkpoint.npz records it)");
   ev->add_option("--method", eo.method, "for model-only files (checkpoint.npz records it; it changes test-time fusion for mla, mmcosine)");
+  ev->add_option("--arch", eo.arch, "for model-only files (checkpoint.npz records it)");
+  ev->add_option("--width", eo.width, "for model-only files (checkpoint.npz records it)");
   ev->add_option("--dtype", eo.dtype);
   ev->add_option("--threads", eo.threads);
 

@@ -83,7 +83,7 @@ template <class F> void expect_data_error(F&& f, const std::string& must_contain
     f();
     FAIL("no exception; expected one mentioning " << must_contain);
   } catch (const data::DataError& e) {
-    INFO(e.what());
+    INFO(std::string(e.what()));
     CHECK(std::string(e.what()).find(must_contain) != std::string::npos);
   }
 }
@@ -128,8 +128,15 @@ TEST_CASE("npy directory loader: both layouts, standardisation, and clear errors
     expect_data_error([&] { data::load_npy_dir<float>(d.string()); }, "missing y_train.npy");
     data::write_npy((d / "y_train.npy").string(), data::NpyArray::make<std::int64_t>({19}, std::vector<std::int64_t>(19)));
     expect_data_error([&] { data::load_npy_dir<float>(d.string()); }, "19 labels for 20 samples");
+    data::write_npy((d / "y_train.npy").string(), data::NpyArray::make<std::int64_t>({20}, std::vector<std::int64_t>(20)));
+    data::write_npy((d / "x_train_1.npy").string(), data::NpyArray::make<float>({20, 2, 3, 4, 5}, std::vector<float>(2400)));
+    expect_data_error([&] { data::load_npy_dir<float>(d.string()); }, "x_train_1.npy: shape (20, 2, 3, 4, 5) is not (N, F), (N, H, W) or (N, C, H, W)");
+    // A vector modality is valid, but train and test must agree on the per-sample shape.
     data::write_npy((d / "x_train_1.npy").string(), data::NpyArray::make<float>({20, 30}, std::vector<float>(600)));
-    expect_data_error([&] { data::load_npy_dir<float>(d.string()); }, "is not (N, 3, T)");
+    expect_data_error([&] { data::load_npy_dir<float>(d.string()); }, "x_test_1.npy: per-sample shape (1, 3, 10) differs from the training split's (30,)");
+    data::write_npy((d / "x_test_1.npy").string(), data::NpyArray::make<float>({8, 30}, std::vector<float>(240)));
+    data::write_npy((d / "x_test_2.npy").string(), data::NpyArray::make<float>({7, 3, 10}, std::vector<float>(210)));
+    expect_data_error([&] { data::load_npy_dir<float>(d.string()); }, "x_test_2.npy: 7 samples, but");
   }
   fs::remove_all(d);
   fs::remove_all(v);

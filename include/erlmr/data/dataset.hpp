@@ -1,17 +1,27 @@
 // erlmr/data/dataset.hpp — two-modality datasets: NPY directories and the built-in
 // synthetic inertial-sensor data.
 //
-// A Split holds x1 (N, 1, 3, T), x2 (N, 1, 3, T) and integer labels in [0, K).
-// load_npy_dir reads the released code's layout:
-//   x_train_1.npy x_train_2.npy y_train.npy x_test_1.npy x_test_2.npy y_test.npy
-// or the variant x1_train.npy x2_train.npy y_train.npy x1_test.npy ...
-// with arrays (N, 3, T) or (N, 1, 3, T) of any float or integer dtype. Each
-// modality is standardised with the training split's mean and standard deviation.
-// Every problem (missing file, wrong dtype, shape mismatch between modalities,
-// label out of range, truncated file) is a std::runtime_error naming the file.
+// A Split holds the two modalities x1 (N, ...) and x2 (N, ...) and integer labels in [0, K).
+//
+// The NPY directory layout (docs/data.md) — per split (train, test):
+//   x1_<split>.npy  x2_<split>.npy  y_<split>.npy
+// or the released sensor code's names x_<split>_1.npy x_<split>_2.npy y_<split>.npy,
+// and optionally modalities.txt (two lines: the names of modality 1 and 2) and
+// classes.txt (one class name per line). Modality arrays may have any real or integer
+// dtype and any of these shapes, each modality its own:
+//   (N, F)        feature vectors                → an MLP encoder
+//   (N, H, W)     one-channel maps (read as (N, 1, H, W))
+//   (N, C, H, W)  images, spectrograms           → a CNN encoder
+// The sensor layout — both modalities (N, 3, T) or (N, 1, 3, T) with the same T — is what
+// the released sensor model takes (Dataset::sensor_layout()). Labels are int64/int32/uint8
+// of shape (N,). Each modality is standardised with the training split's mean and
+// standard deviation (one scalar pair per modality). Every problem (missing file, wrong
+// dtype, sample counts or per-sample shapes that disagree, label out of range, truncated
+// file) is a DataError naming the file.
 #pragma once
 #include <cmath>
 #include <filesystem>
+#include <fstream>
 #include <stdexcept>
 #include <string>
 #include <vector>
@@ -22,7 +32,7 @@
 namespace erlmr::data {
 
 template <RealScalar R> struct Split {
-  Tensor<R> x1, x2;                // (N, 1, 3, T)
+  Tensor<R> x1, x2;                // (N, ...) each
   std::vector<std::int64_t> y;     // (N,)
   std::int64_t size() const { return static_cast<std::int64_t>(y.size()); }
 };
@@ -31,8 +41,20 @@ template <RealScalar R> struct Dataset {
   std::string name;
   Split<R> train, test;
   std::int64_t classes = 0;
-  std::int64_t window() const { return train.x1.shape()[3]; }
   std::string modality_a = "acc", modality_g = "gyr";
+  std::vector<std::string> class_names;  // empty when the directory names none
+  // Per-sample shape of modality m (0 = x1, 1 = x2), e.g. {1, 28, 28}.
+  std::vector<std::int64_t> sample_shape(int m) const {
+    auto v = (m == 0 ? train.x1.shape() : train.x2.shape()).vec();
+    return std::vector<std::int64_t>(v.begin() + 1, v.end());
+  }
+  // Both modalities (N, 1, 3, T) with the same T: the sensor reference model's input.
+  bool sensor_layout() const {
+    const auto a = sample_shape(0), g = sample_shape(1);
+    return a.size() == 3 && a[0] == 1 && a[1] == 3 && a[2] >= 3 && a == g;
+  }
+  // T of the sensor layout (0 for other layouts).
+  std::int64_t window() const { return sensor_layout() ? train.x1.shape()[3] : 0; }
 };
 
 class DataError : public std::runtime_error {
@@ -59,13 +81,36 @@ template <RealScalar R> Tensor<R> read_modality(const std::string& path) {
   if (dtype_is_complex(a.dtype) || a.dtype == DType::b1)
     throw DataError(path + ": dtype " + dtype_name(a.dtype) + " is not a real numeric array");
   std::vector<std::int64_t> s = a.shape;
-  if (s.size() == 3) s.insert(s.begin() + 1, 1);
-  if (s.size() != 4 || s[1] != 1 || s[2] != 3 || s[3] < 3)
-    throw DataError(path + ": shape " + Shape(a.shape).str() + " is not (N, 3, T) or (N, 1, 3, T) with T >= 3");
+  if (s.size() == 3) s.insert(s.begin() + 1, 1);  // (N, H, W) -> (N, 1, H, W); sensor (N, 3, T) -> (N, 1, 3, T)
+  if (s.size() != 2 && s.size() != 4)
+    throw DataError(path + ": shape " + Shape(a.shape).str() + " is not (N, F), (N, H, W) or (N, C, H, W)");
+  for (std::size_t i = 1; i < s.size(); ++i)
+    if (s[i] < 1) throw DataError(path + ": shape " + Shape(a.shape).str() + " has an empty per-sample axis");
   auto v = a.as<R>();
-  for (R x : v)
-    if (!std::isfinite(x)) throw DataError(path + ": contains NaN or infinity");
+  for (std::size_t i = 0; i < v.size(); ++i)
+    if (!std::isfinite(v[i])) throw DataError(path + ": element " + std::to_string(i) + " is NaN or infinite");
   return Tensor<R>::from_vector(Shape(s), v);
+}
+
+inline std::vector<std::int64_t> per_sample(const Shape& s) {
+  auto v = s.vec();
+  return std::vector<std::int64_t>(v.begin() + 1, v.end());
+}
+
+// Non-empty lines of a small text file (modalities.txt, classes.txt); {} if it is absent.
+inline std::vector<std::string> read_lines(const std::filesystem::path& p, std::size_t max_lines) {
+  std::vector<std::string> out;
+  if (!std::filesystem::exists(p)) return out;
+  if (std::filesystem::file_size(p) > (1u << 20)) throw DataError(p.string() + ": larger than 1 MiB, not a list of names");
+  std::ifstream f(p);
+  if (!f) throw DataError(p.string() + ": cannot open");
+  std::string line;
+  while (std::getline(f, line)) {
+    while (!line.empty() && (line.back() == '\r' || line.back() == ' ')) line.pop_back();
+    if (!line.empty()) out.push_back(line);
+    if (out.size() > max_lines) throw DataError(p.string() + ": more than " + std::to_string(max_lines) + " lines");
+  }
+  return out;
 }
 
 inline std::vector<std::int64_t> read_labels(const std::string& path) {
@@ -113,17 +158,27 @@ template <RealScalar R> Dataset<R> load_npy_dir(const std::string& dir_s, std::i
     s.x1 = detail::read_modality<R>(f1);
     s.x2 = detail::read_modality<R>(f2);
     s.y = detail::read_labels(fy);
-    if (!(s.x1.shape() == s.x2.shape()))
-      throw DataError(f2 + ": shape " + s.x2.shape().str() + " does not match " + f1 + " " + s.x1.shape().str());
+    if (s.x2.shape()[0] != s.x1.shape()[0])
+      throw DataError(f2 + ": " + std::to_string(s.x2.shape()[0]) + " samples, but " + f1 + " has " + std::to_string(s.x1.shape()[0]));
     if (s.x1.shape()[0] != s.size())
       throw DataError(fy + ": " + std::to_string(s.size()) + " labels for " + std::to_string(s.x1.shape()[0]) + " samples in " + f1);
-    return std::make_tuple(s, fy);
+    return std::make_tuple(s, fy, f1, f2);
   };
-  auto [tr, fytr] = load_split("train");
-  auto [te, fyte] = load_split("test");
-  if (tr.x1.shape()[3] != te.x1.shape()[3])
-    throw DataError(dir_s + ": train windows have length " + std::to_string(tr.x1.shape()[3]) + " but test windows " +
-                    std::to_string(te.x1.shape()[3]));
+  auto [tr, fytr, f1tr, f2tr] = load_split("train");
+  auto [te, fyte, f1te, f2te] = load_split("test");
+  // The sensor layout pairs two (1, 3, T) windows: one with different T is a mistake, not a general dataset.
+  {
+    const auto sa = detail::per_sample(tr.x1.shape()), sg = detail::per_sample(tr.x2.shape());
+    const bool a3 = sa.size() == 3 && sa[0] == 1 && sa[1] == 3, g3 = sg.size() == 3 && sg[0] == 1 && sg[1] == 3;
+    if (a3 && g3 && sa != sg)
+      throw DataError(f2tr + ": shape " + tr.x2.shape().str() + " does not match " + f1tr + " " + tr.x1.shape().str() +
+                      " (sensor windows of different lengths)");
+  }
+  for (auto [a, b, fa, fb] : {std::tuple{&tr.x1, &te.x1, f1tr, f1te}, std::tuple{&tr.x2, &te.x2, f2tr, f2te}}) {
+    const auto sa = detail::per_sample(a->shape()), sb = detail::per_sample(b->shape());
+    if (sa != sb)
+      throw DataError(fb + ": per-sample shape " + Shape(sb).str() + " differs from the training split's " + Shape(sa).str() + " in " + fa);
+  }
   std::int64_t k = classes;
   if (k == 0)
     for (auto v : tr.y) k = std::max(k, v + 1);
@@ -138,6 +193,18 @@ template <RealScalar R> Dataset<R> load_npy_dir(const std::string& dir_s, std::i
   d.train = std::move(tr);
   d.test = std::move(te);
   d.classes = k;
+  if (auto names = detail::read_lines(dir / "modalities.txt", 2); !names.empty()) {
+    if (names.size() != 2) throw DataError((dir / "modalities.txt").string() + ": expected two lines (modality 1 and 2)");
+    d.modality_a = names[0];
+    d.modality_g = names[1];
+  } else if (!d.sensor_layout()) {
+    d.modality_a = "x1";
+    d.modality_g = "x2";
+  }
+  d.class_names = detail::read_lines(dir / "classes.txt", 100000);
+  if (!d.class_names.empty() && static_cast<std::int64_t>(d.class_names.size()) != k)
+    throw DataError((dir / "classes.txt").string() + ": " + std::to_string(d.class_names.size()) + " names for " + std::to_string(k) +
+                    " classes");
   return d;
 }
 

@@ -1,5 +1,7 @@
-// erlmr/erl/model.hpp — the ERL-MR sensor reference model (spec §3).
+// erlmr/erl/model.hpp — the ERL-MR models: the sensor reference model (spec §3) and the
+// general two-modality models (spec §4).
 //
+// Sensor model (Arch::sensor, both inputs (B, 1, 3, T)):
 //   x_m (B, 1, 3, T) ─ encoder_m ─▶ A_m (B, 16, T−2)           (phases)
 //   Z_m = μ_m ⊙ exp(i·A_m), flattened to (B, D), D = 16(T−2)  (Euler map)
 //   Z_m = dropout(Z_m)                                          (separate Re/Im masks)
@@ -11,9 +13,19 @@
 // real-pair form r' = ReLU(W μcosA + b), p' = ReLU(W μsinA + b), θ = atan2(p', r'),
 // h = [r'; p'] (tests/erl check this). Parameter names are the released code's
 // PyTorch state_dict names, so checkpoints move between the two unchanged.
+//
+// General models (Arch::general, spec §4): each modality's encoder is chosen by the rank
+// of its per-sample input shape — (C, H, W) → CnnEncoder (stem + two residual stages +
+// global average pooling), (F) → MlpEncoder — and ends in d = `width` channels, so
+// A_m is (B, d, 1): the Euler block runs unchanged with μ_m ∈ R^d, the shared projection
+// d → d/2, h_m = [Re Y_m ; Im Y_m] ∈ R^d and a fusion width of 2d. Their state names follow torchvision's
+// BasicBlock ("encoder.x1.layer1.conv1.weight", ".downsample.0.weight", ...).
 #pragma once
+#include <algorithm>
+#include <memory>
 #include <stdexcept>
 #include <string>
+#include <vector>
 
 #include "erlmr/nn/module.hpp"
 #include "erlmr/ops/complex.hpp"
@@ -39,21 +51,44 @@ inline const char* fusion_name(FusionKind f) {
   return "?";
 }
 
+enum class Arch { sensor, general };
+inline Arch parse_arch(const std::string& s) {
+  if (s == "sensor") return Arch::sensor;
+  if (s == "general") return Arch::general;
+  throw std::invalid_argument("unknown architecture '" + s + "' (expected sensor or general)");
+}
+inline const char* arch_name(Arch a) { return a == Arch::sensor ? "sensor" : "general"; }
+
 struct ModelConfig {
-  std::int64_t window = 200;        // T
+  Arch arch = Arch::sensor;
+  std::int64_t window = 200;        // sensor: T
   std::int64_t classes = 12;        // K
   FusionKind fusion = FusionKind::concat;
   double dropout = 0.5;
-  std::int64_t channels = 16;       // encoder output channels (phases per position)
-  std::int64_t positions() const { return window - 2; }
-  std::int64_t feature_dim() const { return channels * positions(); }  // D: flattened Euler features
-  std::int64_t projection_dim() const { return feature_dim() / 2; }     // D/2
-  std::int64_t fused_dim() const { return 2 * projection_dim(); }       // width of h_m = [Re; Im]
+  std::int64_t channels = 16;       // sensor: encoder output channels (phases per position)
+  std::vector<std::int64_t> input_a, input_g;  // general: per-sample input shapes, (C, H, W) or (F)
+  std::int64_t width = 64;          // general: d, the pooled feature width of both encoders (even)
+  std::int64_t phase_channels() const { return arch == Arch::sensor ? channels : width; }  // length of μ_m
+  std::int64_t positions() const { return arch == Arch::sensor ? window - 2 : 1; }
+  std::int64_t feature_dim() const { return phase_channels() * positions(); }  // D: flattened Euler features
+  std::int64_t projection_dim() const { return feature_dim() / 2; }            // D/2
+  std::int64_t fused_dim() const { return 2 * projection_dim(); }              // width of h_m = [Re; Im]
+};
+
+// What every encoder provides: phases A_m of shape (B, C, P) (the sensor encoder: C = 16
+// channels × P = T − 2 positions; the general encoders: C = d pooled channels, P = 1).
+template <RealScalar R>
+class Encoder {
+ public:
+  virtual ~Encoder() = default;
+  virtual Var<R> forward(const Var<R>& x, nn::Context& ctx) = 0;
+  virtual void collect(const std::string& prefix, nn::StateLists<R>& out) = 0;
+  virtual std::string describe() const = 0;
 };
 
 // Conv(1→64, 2) BN ReLU Drop | Conv(64→64, 2) BN ReLU Drop | Conv(64→32, 1) BN ReLU Drop | Conv(32→16, 1) BN ReLU
 template <RealScalar R>
-class SensorEncoder {
+class SensorEncoder final : public Encoder<R> {
  public:
   SensorEncoder(const ModelConfig& cfg, Generator& g) : cfg_(cfg) {
     auto block = [&](std::int64_t cin, std::int64_t cout, std::int64_t k, bool drop) {
@@ -68,19 +103,142 @@ class SensorEncoder {
     block(32, cfg.channels, 1, false);
   }
   // (B, 1, 3, T) -> (B, 16, T − 2)
-  Var<R> forward(const Var<R>& x, nn::Context& ctx) {
+  Var<R> forward(const Var<R>& x, nn::Context& ctx) override {
     const Shape& s = x.shape();
     if (s.rank() != 4 || s[1] != 1 || s[2] != 3 || s[3] != cfg_.window)
       throw ShapeError("SensorEncoder: input " + s.str() + " is not (B, 1, 3, " + std::to_string(cfg_.window) + ")");
     auto h = features.forward(x, ctx);  // (B, 16, 1, T − 2)
     return reshape(h, {s[0], cfg_.channels, cfg_.positions()});
   }
-  void collect(const std::string& p, nn::StateLists<R>& out) { features.collect(p + "features.", out); }
+  void collect(const std::string& p, nn::StateLists<R>& out) override { features.collect(p + "features.", out); }
+  std::string describe() const override { return "sensor CNN (1, 3, " + std::to_string(cfg_.window) + ") -> (16, T-2)"; }
   nn::Sequential<R> features;
 
  private:
   ModelConfig cfg_;
 };
+
+// torchvision's BasicBlock: relu(bn2(conv2(relu(bn1(conv1 x)))) + shortcut(x)), 3×3
+// convolutions without bias, shortcut = 1×1 convolution + batch norm when the stride or the
+// width changes (the identity otherwise).
+template <RealScalar R>
+class BasicBlock final : public nn::Module<R> {
+ public:
+  BasicBlock(std::int64_t cin, std::int64_t cout, std::int64_t stride, Generator& g)
+      : conv1(cin, cout, {3, 3}, g, {stride, stride}, {1, 1}, false),
+        bn1(cout),
+        conv2(cout, cout, {3, 3}, g, {1, 1}, {1, 1}, false),
+        bn2(cout) {
+    if (stride != 1 || cin != cout) {
+      down_conv = std::make_unique<nn::Conv2d<R>>(cin, cout, std::array<std::int64_t, 2>{1, 1}, g,
+                                                  std::array<std::int64_t, 2>{stride, stride}, std::array<std::int64_t, 2>{0, 0}, false);
+      down_bn = std::make_unique<nn::BatchNorm2d<R>>(cout);
+    }
+  }
+  Var<R> forward(const Var<R>& x, nn::Context& ctx) override {
+    auto h = relu(bn1.forward(conv1.forward(x, ctx), ctx));
+    h = bn2.forward(conv2.forward(h, ctx), ctx);
+    auto s = down_conv ? down_bn->forward(down_conv->forward(x, ctx), ctx) : x;
+    return relu(add(h, s));
+  }
+  void collect(const std::string& p, nn::StateLists<R>& out) override {
+    conv1.collect(p + "conv1.", out);
+    bn1.collect(p + "bn1.", out);
+    conv2.collect(p + "conv2.", out);
+    bn2.collect(p + "bn2.", out);
+    if (down_conv) {
+      down_conv->collect(p + "downsample.0.", out);
+      down_bn->collect(p + "downsample.1.", out);
+    }
+  }
+  nn::Conv2d<R> conv1;
+  nn::BatchNorm2d<R> bn1;
+  nn::Conv2d<R> conv2;
+  nn::BatchNorm2d<R> bn2;
+  std::unique_ptr<nn::Conv2d<R>> down_conv;
+  std::unique_ptr<nn::BatchNorm2d<R>> down_bn;
+};
+
+// Small ResNet for (C, H, W) inputs (images, spectrograms):
+//   stem  Conv3×3(C → d/4, stride 2, pad 1) BN ReLU       (stage widths at least 4)
+//   layer1 BasicBlock(d/4 → d/2, stride 2)
+//   layer2 BasicBlock(d/2 → d,   stride 2)
+//   global average pooling → (B, d) → (B, d, 1)
+// Each stage halves the resolution, so a 64 × 101 spectrogram reaches 8 × 13 and a
+// 28 × 28 image 4 × 4 before pooling. The pooled values follow a ReLU, so the phases are ≥ 0
+// like the sensor encoder's.
+template <RealScalar R>
+class CnnEncoder final : public Encoder<R> {
+ public:
+  CnnEncoder(const std::vector<std::int64_t>& input, std::int64_t d, Generator& g) : input_(input), d_(d) {
+    if (input.size() != 3 || input[0] < 1 || input[1] < 1 || input[2] < 1)
+      throw ShapeError("CnnEncoder: per-sample input " + Shape(input).str() + " is not (C, H, W)");
+    const std::int64_t w1 = std::max<std::int64_t>(d / 4, 4), w2 = std::max<std::int64_t>(d / 2, 4);
+    stem.template add<nn::Conv2d<R>>(input[0], w1, std::array<std::int64_t, 2>{3, 3}, g, std::array<std::int64_t, 2>{2, 2},
+                                     std::array<std::int64_t, 2>{1, 1}, false);
+    stem.template add<nn::BatchNorm2d<R>>(w1);
+    stem.template add<nn::ReLU<R>>();
+    layer1 = std::make_unique<BasicBlock<R>>(w1, w2, 2, g);
+    layer2 = std::make_unique<BasicBlock<R>>(w2, d, 2, g);
+  }
+  Var<R> forward(const Var<R>& x, nn::Context& ctx) override {
+    const Shape& s = x.shape();
+    if (s.rank() != 4 || s[1] != input_[0] || s[2] != input_[1] || s[3] != input_[2])
+      throw ShapeError("CnnEncoder: input " + s.str() + " is not (B, " + std::to_string(input_[0]) + ", " + std::to_string(input_[1]) +
+                       ", " + std::to_string(input_[2]) + ")");
+    auto h = layer2->forward(layer1->forward(stem.forward(x, ctx), ctx), ctx);
+    return reshape(global_avg_pool(h), {s[0], d_, 1});
+  }
+  void collect(const std::string& p, nn::StateLists<R>& out) override {
+    stem.collect(p + "stem.", out);
+    layer1->collect(p + "layer1.", out);
+    layer2->collect(p + "layer2.", out);
+  }
+  std::string describe() const override { return "ResNet CNN " + Shape(input_).str() + " -> " + std::to_string(d_); }
+  nn::Sequential<R> stem;
+  std::unique_ptr<BasicBlock<R>> layer1, layer2;
+
+ private:
+  std::vector<std::int64_t> input_;
+  std::int64_t d_;
+};
+
+// MLP for feature vectors (F): Linear(F → 2d) BN ReLU Linear(2d → d) BN ReLU → (B, d, 1).
+template <RealScalar R>
+class MlpEncoder final : public Encoder<R> {
+ public:
+  MlpEncoder(const std::vector<std::int64_t>& input, std::int64_t d, Generator& g) : input_(input), d_(d) {
+    if (input.size() != 1 || input[0] < 1) throw ShapeError("MlpEncoder: per-sample input " + Shape(input).str() + " is not (F)");
+    net.template add<nn::Linear<R>>(input[0], 2 * d, g);
+    net.template add<nn::BatchNorm2d<R>>(2 * d);  // on (B, C) this is PyTorch's BatchNorm1d
+    net.template add<nn::ReLU<R>>();
+    net.template add<nn::Linear<R>>(2 * d, d, g);
+    net.template add<nn::BatchNorm2d<R>>(d);
+    net.template add<nn::ReLU<R>>();
+  }
+  Var<R> forward(const Var<R>& x, nn::Context& ctx) override {
+    const Shape& s = x.shape();
+    if (s.rank() != 2 || s[1] != input_[0])
+      throw ShapeError("MlpEncoder: input " + s.str() + " is not (B, " + std::to_string(input_[0]) + ")");
+    return reshape(net.forward(x, ctx), {s[0], d_, 1});
+  }
+  void collect(const std::string& p, nn::StateLists<R>& out) override { net.collect(p + "net.", out); }
+  std::string describe() const override { return "MLP " + Shape(input_).str() + " -> " + std::to_string(d_); }
+  nn::Sequential<R> net;
+
+ private:
+  std::vector<std::int64_t> input_;
+  std::int64_t d_;
+};
+
+// The encoder a general model uses for a per-sample input shape (spec §4).
+template <RealScalar R>
+std::unique_ptr<Encoder<R>> make_general_encoder(const std::vector<std::int64_t>& input, std::int64_t d, Generator& g) {
+  if (input.size() == 3) return std::make_unique<CnnEncoder<R>>(input, d, g);
+  if (input.size() == 1) return std::make_unique<MlpEncoder<R>>(input, d, g);
+  throw ShapeError("general model: per-sample input " + Shape(input).str() +
+                   " has rank " + std::to_string(input.size()) + "; expected (F) for an MLP or (C, H, W) for a CNN");
+}
 
 template <RealScalar R> struct EulerOut {
   Var<R> theta;  // (B, D/2)
@@ -161,13 +319,19 @@ template <RealScalar R>
 class ErlmrModel {
  public:
   ErlmrModel(const ModelConfig& cfg, Generator& g)
-      : cfg(cfg),
-        acc(cfg, g),
-        gyr(cfg, g),
-        mu1(nn::param(Tensor<R>::ones(Shape{1, cfg.channels, 1}))),
-        mu2(nn::param(Tensor<R>::ones(Shape{1, cfg.channels, 1}))),
+      : cfg(validated(cfg)),
+        enc_a(make_encoder(cfg, cfg.input_a, g)),
+        enc_g(make_encoder(cfg, cfg.input_g, g)),
+        mu1(nn::param(Tensor<R>::ones(Shape{1, cfg.phase_channels(), 1}))),
+        mu2(nn::param(Tensor<R>::ones(Shape{1, cfg.phase_channels(), 1}))),
         im(cfg.feature_dim(), cfg.projection_dim(), g),
         fusion(cfg, g) {}
+
+  // State-name prefixes of the two encoders (the released names for the sensor model).
+  std::string encoder_prefix(int m) const {
+    if (cfg.arch == Arch::sensor) return m == 0 ? "encoder.acc_cnn_layers." : "encoder.gyr_cnn_layers.";
+    return m == 0 ? "encoder.x1." : "encoder.x2.";
+  }
 
   // Euler block of one modality: phases A (B, C, P) and modulus μ (1, C, 1).
   EulerOut<R> euler_block(const Var<R>& A, const Var<R>& mu, nn::Context& ctx) {
@@ -207,7 +371,7 @@ class ErlmrModel {
   ModelOut<R> forward(const Var<R>& x1, const Var<R>& x2, nn::Context& ctx) {
     if (x1.shape()[0] != x2.shape()[0])
       throw ShapeError("ErlmrModel: modalities have different batch sizes: " + shapes_str(x1.shape(), x2.shape()));
-    auto [ea, eg] = euler_pair(acc.forward(x1, ctx), gyr.forward(x2, ctx), ctx);
+    auto [ea, eg] = euler_pair(enc_a->forward(x1, ctx), enc_g->forward(x2, ctx), ctx);
     auto f = fusion.forward(ea.h, eg.h, ctx);
     return {f.out, f.out_a, f.out_g, ea.theta, eg.theta, ea.h, eg.h};
   }
@@ -215,8 +379,8 @@ class ErlmrModel {
   // Every parameter and buffer under its PyTorch state_dict name.
   nn::StateLists<R> state() {
     nn::StateLists<R> s;
-    acc.collect("encoder.acc_cnn_layers.", s);
-    gyr.collect("encoder.gyr_cnn_layers.", s);
+    enc_a->collect(encoder_prefix(0), s);
+    enc_g->collect(encoder_prefix(1), s);
     s.params.push_back({"mu1", mu1});
     s.params.push_back({"mu2", mu2});
     im.collect("im.", s);
@@ -237,10 +401,25 @@ class ErlmrModel {
   }
 
   ModelConfig cfg;
-  SensorEncoder<R> acc, gyr;
+  std::unique_ptr<Encoder<R>> enc_a, enc_g;  // modality a (x1) and g (x2)
   Var<R> mu1, mu2;
   nn::Linear<R> im;
   Fusion<R> fusion;
+
+ private:
+  static const ModelConfig& validated(const ModelConfig& c) {
+    if (c.classes < 2) throw std::invalid_argument("ErlmrModel: need at least 2 classes, got " + std::to_string(c.classes));
+    if (c.arch == Arch::sensor) {
+      if (c.window < 3) throw std::invalid_argument("ErlmrModel: window T = " + std::to_string(c.window) + " is below 3");
+    } else if (c.width < 2 || c.width % 2 != 0) {
+      throw std::invalid_argument("ErlmrModel: width d = " + std::to_string(c.width) + " must be even and >= 2 (projection d -> d/2)");
+    }
+    return c;
+  }
+  static std::unique_ptr<Encoder<R>> make_encoder(const ModelConfig& c, const std::vector<std::int64_t>& input, Generator& g) {
+    if (c.arch == Arch::sensor) return std::make_unique<SensorEncoder<R>>(c, g);
+    return make_general_encoder<R>(input, c.width, g);
+  }
 };
 
 }  // namespace erlmr::erl

@@ -69,7 +69,7 @@ class Method {
 
 // ---- parameter groups ------------------------------------------------------------------
 template <RealScalar R> std::vector<Var<R>> encoder_parameters(erl::ErlmrModel<R>& m, Modality u) {
-  const std::string enc = u == Modality::a ? "encoder.acc_cnn_layers." : "encoder.gyr_cnn_layers.";
+  const std::string enc = m.encoder_prefix(u == Modality::a ? 0 : 1);
   const std::string mu = u == Modality::a ? "mu1" : "mu2";
   std::vector<Var<R>> out;
   for (auto& p : m.state().params)

@@ -37,6 +37,8 @@ struct TrainConfig {
   std::string method = "erlmr";  // see balance::method_names()
   balance::MethodOptions options{};
   erl::FusionKind fusion = erl::FusionKind::concat;
+  std::string arch = "auto";  // auto | sensor | general (see model_config_for)
+  std::int64_t width = 64;    // general models: pooled feature width d
   int epochs = 20;
   std::int64_t batch = 16;
   std::string optimizer = "sgd";  // sgd | adam | adamw
@@ -108,16 +110,37 @@ struct Progress {
   std::function<void(const EpochMetrics&)> on_epoch;
 };
 
+// The model for a dataset. arch "auto" picks the released sensor model when both modalities
+// are (1, 3, T) windows of the same T, and the general model otherwise (an encoder per
+// modality chosen by its per-sample rank, spec §4); "sensor" and "general" force one.
+template <RealScalar R> erl::ModelConfig model_config_for(const data::Dataset<R>& data, const TrainConfig& cfg) {
+  erl::ModelConfig mc;
+  mc.classes = data.classes;
+  mc.fusion = cfg.fusion;
+  mc.dropout = cfg.dropout;
+  mc.width = cfg.width;
+  if (cfg.arch != "auto" && cfg.arch != "sensor" && cfg.arch != "general")
+    throw std::invalid_argument("unknown architecture '" + cfg.arch + "' (expected auto, sensor or general)");
+  const bool sensor = cfg.arch == "sensor" || (cfg.arch == "auto" && data.sensor_layout());
+  if (sensor) {
+    if (!data.sensor_layout())
+      throw std::invalid_argument("the sensor model needs both modalities as (N, 1, 3, T) windows of the same T; " + data.name + " has " +
+                                  Shape(data.sample_shape(0)).str() + " and " + Shape(data.sample_shape(1)).str());
+    mc.arch = erl::Arch::sensor;
+    mc.window = data.window();
+  } else {
+    mc.arch = erl::Arch::general;
+    mc.input_a = data.sample_shape(0);
+    mc.input_g = data.sample_shape(1);
+  }
+  return mc;
+}
+
 template <RealScalar R>
 class Trainer {
  public:
   Trainer(const TrainConfig& cfg, const data::Dataset<R>& data) : cfg_(cfg), data_(data), init_gen_(cfg.seed), drop_gen_(cfg.seed + 1) {
-    erl::ModelConfig mc;
-    mc.window = data.window();
-    mc.classes = data.classes;
-    mc.fusion = cfg.fusion;
-    mc.dropout = cfg.dropout;
-    model_ = std::make_unique<erl::ErlmrModel<R>>(mc, init_gen_);
+    model_ = std::make_unique<erl::ErlmrModel<R>>(model_config_for(data, cfg), init_gen_);
     auto opts = cfg.options;
     opts.seed = cfg.seed;
     method_ = balance::make_method<R>(cfg.method, opts, *model_, data_.classes);
@@ -269,6 +292,8 @@ class Trainer {
     };
     m["trainer/method_name"] = text(cfg_.method);
     m["trainer/fusion"] = text(erl::fusion_name(cfg_.fusion));
+    m["trainer/arch"] = text(erl::arch_name(model_->cfg.arch));
+    m["trainer/width"] = data::NpyArray::make<std::int64_t>({}, {model_->cfg.width});
     return m;
   }
   void save_checkpoint(const std::string& path) { data::write_npz(path, checkpoint(), true); }
@@ -360,15 +385,16 @@ class Trainer {
   static std::tuple<Tensor<R>, Tensor<R>, std::vector<std::int64_t>> gather(const data::Split<R>& sp,
                                                                            const std::vector<std::int64_t>& idx,
                                                                            std::int64_t start, std::int64_t n) {
-    Shape s = sp.x1.shape();
-    const std::int64_t per = s.numel() / s[0];
-    s[0] = n;
-    Tensor<R> x1(s), x2(s);
+    Shape s1 = sp.x1.shape(), s2 = sp.x2.shape();
+    const std::int64_t per1 = s1.numel() / std::max<std::int64_t>(s1[0], 1), per2 = s2.numel() / std::max<std::int64_t>(s2[0], 1);
+    s1[0] = n;
+    s2[0] = n;
+    Tensor<R> x1(s1), x2(s2);
     std::vector<std::int64_t> y(static_cast<std::size_t>(n));
     for (std::int64_t i = 0; i < n; ++i) {
       const std::int64_t j = idx[static_cast<std::size_t>(start + i)];
-      std::copy_n(sp.x1.data() + j * per, per, x1.data() + i * per);
-      std::copy_n(sp.x2.data() + j * per, per, x2.data() + i * per);
+      std::copy_n(sp.x1.data() + j * per1, per1, x1.data() + i * per1);
+      std::copy_n(sp.x2.data() + j * per2, per2, x2.data() + i * per2);
       y[static_cast<std::size_t>(i)] = sp.y[static_cast<std::size_t>(j)];
     }
     return {x1, x2, y};
