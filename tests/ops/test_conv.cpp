@@ -33,7 +33,7 @@ TEST_CASE_TEMPLATE("conv2d: value against the definition, and gradients", T, dou
   auto x = rnd<T>(Shape{2, 3, 6, 5}, 1);
   auto w = rnd<T>(Shape{4, 3, 3, 2}, 2);
   auto b = rnd<T>(Shape{4}, 3);
-  for (auto [s, p] : {std::pair<int, int>{1, 0}, {2, 1}, {1, 2}}) {
+  for (auto [s, p] : {std::pair<int, int>{1, 0}, {2, 1}, {1, 2}, {3, 2}, {2, 3}}) {
     CAPTURE(s);
     CAPTURE(p);
     auto y = conv2d(x, w, b, {s, s}, {p, p}).value();
@@ -42,6 +42,12 @@ TEST_CASE_TEMPLATE("conv2d: value against the definition, and gradients", T, dou
   }
   SUBCASE("stride 1, no padding") { check_grad([&] { return conv2d(x, w, b); }, x, w, b); }
   SUBCASE("stride 2, padding 1, no bias") { check_grad([&] { return conv2d(x, w, Var<T>(), {2, 2}, {1, 1}); }, x, w); }
+  SUBCASE("1x1 kernel, stride 2, padding 1 (whole rows and columns of padding)") {
+    auto w1 = rnd<T>(Shape{4, 3, 1, 1}, 4);
+    CHECK(test::max_abs_diff(conv2d(x, w1, b, {2, 2}, {1, 1}).value(), naive_conv(x.value(), w1.value(), b.value(), 2, 2, 1, 1)) < 1e-12);
+    check_grad([&] { return conv2d(x, w1, b, {2, 2}, {1, 1}); }, x, w1, b);
+  }
+  SUBCASE("stride 3, padding 2") { check_grad([&] { return conv2d(x, w, b, {3, 3}, {2, 2}); }, x, w, b); }
   SUBCASE("asymmetric stride/padding") { check_grad([&] { return conv2d(x, w, b, {1, 2}, {2, 0}); }, x, w, b); }
 }
 

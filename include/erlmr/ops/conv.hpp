@@ -32,6 +32,17 @@ inline Conv2dGeometry conv_geometry(const Shape& x, const Shape& w, std::array<s
   return g;
 }
 
+// The output positions t in [0, n_out) whose input coordinate t·stride − pad + k lies in
+// [0, n_in): a half-open range [lo, hi), so the copy loops below carry no bounds tests.
+inline std::pair<std::int64_t, std::int64_t> valid_range(std::int64_t n_in, std::int64_t n_out, std::int64_t stride,
+                                                         std::int64_t pad, std::int64_t k) {
+  const std::int64_t first = pad - k, last = n_in - 1 + pad - k;  // need first <= t·stride <= last
+  if (last < 0) return {0, 0};
+  const std::int64_t lo = first <= 0 ? 0 : (first + stride - 1) / stride;
+  const std::int64_t hi = std::min(n_out, last / stride + 1);
+  return {std::min(lo, hi), hi};
+}
+
 // cols[(c·kh + i)·kw + j, (n·Ho + y)·Wo + x] = x[n, c, y·sh − ph + i, x·sw − pw + j] (0 outside).
 template <class T> Tensor<T> im2col(const Tensor<T>& x, const Conv2dGeometry& g) {
   Tensor<T> cols(Shape{g.patch(), g.positions()});
@@ -39,15 +50,21 @@ template <class T> Tensor<T> im2col(const Tensor<T>& x, const Conv2dGeometry& g)
   CpuDevice::parallel_for(g.patch(), 8, [&](std::int64_t r0, std::int64_t r1) {
     for (std::int64_t r = r0; r < r1; ++r) {
       const std::int64_t c = r / (g.kh * g.kw), i = (r / g.kw) % g.kh, j = r % g.kw;
+      const auto [ylo, yhi] = valid_range(g.h, g.ho, g.sh, g.ph, i);
+      const auto [xlo, xhi] = valid_range(g.w, g.wo, g.sw, g.pw, j);
       T* dst = cols.data() + r * P;
       for (std::int64_t n = 0; n < g.n; ++n)
-        for (std::int64_t y = 0; y < g.ho; ++y) {
-          const std::int64_t iy = y * g.sh - g.ph + i;
-          const T* src = x.data() + ((n * g.c + c) * g.h + iy) * g.w;
-          for (std::int64_t xx = 0; xx < g.wo; ++xx) {
-            const std::int64_t ix = xx * g.sw - g.pw + j;
-            *dst++ = (iy >= 0 && iy < g.h && ix >= 0 && ix < g.w) ? src[ix] : T(0);
+        for (std::int64_t y = 0; y < g.ho; ++y, dst += g.wo) {
+          if (y < ylo || y >= yhi) {
+            std::fill_n(dst, g.wo, T(0));
+            continue;
           }
+          const T* src = x.data() + ((n * g.c + c) * g.h + (y * g.sh - g.ph + i)) * g.w - g.pw + j;
+          std::fill_n(dst, xlo, T(0));
+          if (g.sw == 1) std::copy(src + xlo, src + xhi, dst + xlo);
+          else
+            for (std::int64_t xx = xlo; xx < xhi; ++xx) dst[xx] = src[xx * g.sw];
+          std::fill(dst + xhi, dst + g.wo, T(0));
         }
     }
   });
@@ -63,18 +80,21 @@ template <class T> Tensor<T> col2im(const Tensor<T>& cols, const Conv2dGeometry&
     for (std::int64_t p = p0; p < p1; ++p) {
       const std::int64_t n = p / g.c, c = p % g.c;
       T* plane = gx.data() + p * g.h * g.w;
-      for (std::int64_t i = 0; i < g.kh; ++i)
+      for (std::int64_t i = 0; i < g.kh; ++i) {
+        const auto [ylo, yhi] = valid_range(g.h, g.ho, g.sh, g.ph, i);
         for (std::int64_t j = 0; j < g.kw; ++j) {
+          const auto [xlo, xhi] = valid_range(g.w, g.wo, g.sw, g.pw, j);
           const T* src = cols.data() + ((c * g.kh + i) * g.kw + j) * P + n * g.ho * g.wo;
-          for (std::int64_t y = 0; y < g.ho; ++y) {
-            const std::int64_t iy = y * g.sh - g.ph + i;
-            if (iy < 0 || iy >= g.h) continue;
-            for (std::int64_t xx = 0; xx < g.wo; ++xx) {
-              const std::int64_t ix = xx * g.sw - g.pw + j;
-              if (ix >= 0 && ix < g.w) plane[iy * g.w + ix] += src[y * g.wo + xx];
-            }
+          for (std::int64_t y = ylo; y < yhi; ++y) {
+            T* row = plane + (y * g.sh - g.ph + i) * g.w - g.pw + j;
+            const T* s = src + y * g.wo;
+            if (g.sw == 1)
+              for (std::int64_t xx = xlo; xx < xhi; ++xx) row[xx] += s[xx];
+            else
+              for (std::int64_t xx = xlo; xx < xhi; ++xx) row[xx * g.sw] += s[xx];
           }
         }
+      }
     }
   });
   return gx;
