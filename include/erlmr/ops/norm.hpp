@@ -35,56 +35,61 @@ Var<T> batch_norm(const Var<T>& x, const Var<T>& gamma, const Var<T>& beta, cons
   if (training && m < 2) throw ShapeError("batch_norm: need more than one value per channel in training, got input " + s.str());
   Tensor<T> mu(cs), inv(cs), xhat(s), y(s);
   const T* xv = x.value().data();
-  for (std::int64_t c = 0; c < C; ++c) {
-    T mean, var;
-    if (training) {
-      T acc = 0;
-      for (std::int64_t n = 0; n < N; ++n)
-        for (std::int64_t i = 0; i < inner; ++i) acc += xv[(n * C + c) * inner + i];
-      mean = acc / T(m);
-      T sq = 0;
-      for (std::int64_t n = 0; n < N; ++n)
-        for (std::int64_t i = 0; i < inner; ++i) {
-          const T d = xv[(n * C + c) * inner + i] - mean;
-          sq += d * d;
-        }
-      var = sq / T(m);
-      running_mean.data()[c] = T(1 - momentum) * running_mean.data()[c] + T(momentum) * mean;
-      running_var.data()[c] = T(1 - momentum) * running_var.data()[c] + T(momentum) * var * T(m) / T(m - 1);
-    } else {
-      mean = running_mean.data()[c];
-      var = running_var.data()[c];
-    }
-    mu.data()[c] = mean;
-    inv.data()[c] = T(1) / std::sqrt(var + T(eps));
-    const T gm = gamma.value().data()[c], bt = beta.value().data()[c], is = inv.data()[c];
-    for (std::int64_t n = 0; n < N; ++n)
-      for (std::int64_t i = 0; i < inner; ++i) {
-        const std::int64_t k = (n * C + c) * inner + i;
-        xhat.data()[k] = (xv[k] - mean) * is;
-        y.data()[k] = gm * xhat.data()[k] + bt;
+  using Seg = Eigen::Map<const Eigen::Array<T, Eigen::Dynamic, 1>>;
+  using MSeg = Eigen::Map<Eigen::Array<T, Eigen::Dynamic, 1>>;
+  // Channels are independent: parallel over C, and within a channel the sums run over the
+  // N contiguous segments of length `inner` in a fixed order (bitwise the same for any
+  // thread count).
+  CpuDevice::parallel_for(C, 1, [&](std::int64_t c0, std::int64_t c1) {
+    for (std::int64_t c = c0; c < c1; ++c) {
+      T mean, var;
+      if (training) {
+        T acc = 0;
+        for (std::int64_t n = 0; n < N; ++n) acc += Seg(xv + (n * C + c) * inner, inner).sum();
+        mean = acc / T(m);
+        T sq = 0;
+        for (std::int64_t n = 0; n < N; ++n) sq += (Seg(xv + (n * C + c) * inner, inner) - mean).square().sum();
+        var = sq / T(m);
+        running_mean.data()[c] = T(1 - momentum) * running_mean.data()[c] + T(momentum) * mean;
+        running_var.data()[c] = T(1 - momentum) * running_var.data()[c] + T(momentum) * var * T(m) / T(m - 1);
+      } else {
+        mean = running_mean.data()[c];
+        var = running_var.data()[c];
       }
-  }
+      mu.data()[c] = mean;
+      inv.data()[c] = T(1) / std::sqrt(var + T(eps));
+      const T gm = gamma.value().data()[c], bt = beta.value().data()[c], is = inv.data()[c];
+      for (std::int64_t n = 0; n < N; ++n) {
+        const std::int64_t k = (n * C + c) * inner;
+        MSeg xh(xhat.data() + k, inner);
+        xh = (Seg(xv + k, inner) - mean) * is;
+        MSeg(y.data() + k, inner) = gm * xh + bt;
+      }
+    }
+  });
   auto rule = [x, gamma, beta, xhat, inv, training, N, C, inner, m](const Tensor<T>& g) {
     Tensor<T> gx(x.shape()), gg(Shape{C}), gb(Shape{C});
-    for (std::int64_t c = 0; c < C; ++c) {
-      T sg = 0, sgx = 0;
-      for (std::int64_t n = 0; n < N; ++n)
-        for (std::int64_t i = 0; i < inner; ++i) {
-          const std::int64_t k = (n * C + c) * inner + i;
-          sg += g.data()[k];
-          sgx += g.data()[k] * xhat.data()[k];
+    CpuDevice::parallel_for(C, 1, [&](std::int64_t c0, std::int64_t c1) {
+      for (std::int64_t c = c0; c < c1; ++c) {
+        T sg = 0, sgx = 0;
+        for (std::int64_t n = 0; n < N; ++n) {
+          const std::int64_t k = (n * C + c) * inner;
+          const Seg gs(g.data() + k, inner), xs(xhat.data() + k, inner);
+          sg += gs.sum();
+          sgx += (gs * xs).sum();
         }
-      gb.data()[c] = sg;
-      gg.data()[c] = sgx;
-      const T a = gamma.value().data()[c] * inv.data()[c];
-      const T mg = sg / T(m), mgx = sgx / T(m);
-      for (std::int64_t n = 0; n < N; ++n)
-        for (std::int64_t i = 0; i < inner; ++i) {
-          const std::int64_t k = (n * C + c) * inner + i;
-          gx.data()[k] = training ? a * (g.data()[k] - mg - xhat.data()[k] * mgx) : a * g.data()[k];
+        gb.data()[c] = sg;
+        gg.data()[c] = sgx;
+        const T a = gamma.value().data()[c] * inv.data()[c];
+        const T mg = sg / T(m), mgx = sgx / T(m);
+        for (std::int64_t n = 0; n < N; ++n) {
+          const std::int64_t k = (n * C + c) * inner;
+          const Seg gs(g.data() + k, inner), xs(xhat.data() + k, inner);
+          if (training) MSeg(gx.data() + k, inner) = a * (gs - mg - xs * mgx);
+          else MSeg(gx.data() + k, inner) = a * gs;
         }
-    }
+      }
+    });
     add_grad(x, gx);
     add_grad(gamma, gg);
     add_grad(beta, gb);
