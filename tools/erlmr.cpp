@@ -3,6 +3,7 @@
 //   erlmr step  --fixture F.npz --fusion concat --dtype f64 --out OUT.npz
 //   erlmr train --data synthetic|DIR --method erlmr[,joint,...] --epochs 20 --out runs/x
 //   erlmr eval  --checkpoint runs/x/erlmr/checkpoint.npz --data synthetic|DIR
+//   erlmr data build av-fashion --out data/av-fashion   (docs/av-fashion.md)
 //
 // Every run writes metrics.csv, summary.json, accuracy.svg and checkpoints under --out.
 #include <CLI/CLI.hpp>
@@ -18,6 +19,9 @@
 #include <unistd.h>
 
 #include "compare.hpp"
+#if defined(ERLMR_HAVE_ESPEAK)
+#include "av_fashion.hpp"
+#endif
 
 using namespace erlmr;
 namespace fs = std::filesystem;
@@ -399,7 +403,40 @@ int main(int argc, char** argv) {
   cmp->add_option("--data", co_data, "'synthetic' or a directory");
   cmp->allow_extras();  // everything else goes to each `erlmr train` (e.g. --epochs 12 --lr 0.01)
 
+  auto* dat = app.add_subcommand("data", "build datasets from sources on this machine");
+  dat->require_subcommand(1);
+  auto* build = dat->add_subcommand("build", "build a dataset into a directory of .npy files (cached: rebuilt only when options change)");
+  std::string dataset_name;
+  build->add_option("dataset", dataset_name, "av-fashion: Fashion-MNIST images + spoken class names (espeak-ng)")->required();
+#if defined(ERLMR_HAVE_ESPEAK)
+  tools::AvFashionOptions ao;
+  ao.out = "data/av-fashion";
+  build->add_option("--out", ao.out, "output directory");
+  build->add_option("--train", ao.train, "training samples (the first N of Fashion-MNIST's training set)")->check(CLI::Range(1, 60000));
+  build->add_option("--test", ao.test, "test samples (the first N of its test set)")->check(CLI::Range(1, 10000));
+  build->add_option("--seed", ao.seed, "seed of every random choice (voice, offset, noise)");
+  build->add_option("--source", ao.source, "directory with Fashion-MNIST's IDX files");
+  build->add_option("--snr-min", ao.snr_min_db, "lowest speech-to-noise ratio, dB");
+  build->add_option("--snr-max", ao.snr_max_db, "highest speech-to-noise ratio, dB");
+  build->add_option("--image-noise-max", ao.image_noise_max, "largest per-sample image noise sigma (pixels in [0, 1])");
+  build->add_flag("--force", ao.force, "rebuild even if the cache matches");
+#endif
+
   CLI11_PARSE(app, argc, argv);
+  if (*build) {
+    try {
+      if (dataset_name != "av-fashion") throw std::invalid_argument("unknown dataset '" + dataset_name + "' (expected av-fashion)");
+#if defined(ERLMR_HAVE_ESPEAK)
+      tools::build_av_fashion(ao, std::cout);
+      return 0;
+#else
+      throw std::runtime_error("this erlmr was built without espeak-ng (install libespeak-ng-dev and reconfigure: bash tools/setup.sh)");
+#endif
+    } catch (const std::exception& e) {
+      std::fprintf(stderr, "erlmr: error: %s\n", e.what());
+      return 1;
+    }
+  }
   if (*cmp) {
     try {
       co.methods = split_list(co_methods);

@@ -259,6 +259,35 @@ TEST_CASE("erlmr train: same seed gives byte-identical metrics.csv, with 1 and 2
   fs::remove_all(dir);
 }
 
+TEST_CASE("erlmr train/eval on a general NPY directory: image + vector modalities, architecture recorded") {
+  namespace fs = std::filesystem;
+  const auto dir = fs::temp_directory_path() / "erlmr_cli_general";
+  fs::remove_all(dir);
+  fs::create_directories(dir / "d");
+  for (auto [split, n] : {std::pair<std::string, std::int64_t>{"train", 48}, {"test", 24}}) {
+    Generator g(static_cast<std::uint64_t>(n));
+    data::write_npy((dir / "d" / ("x1_" + split + ".npy")).string(),
+                    data::NpyArray::make<float>({n, 2, 6, 5}, Tensor<float>::randn(Shape{n, 2, 6, 5}, g).to_vector()));
+    data::write_npy((dir / "d" / ("x2_" + split + ".npy")).string(),
+                    data::NpyArray::make<double>({n, 7}, Tensor<double>::randn(Shape{n, 7}, g).to_vector()));
+    std::vector<std::int64_t> y(static_cast<std::size_t>(n));
+    for (std::int64_t i = 0; i < n; ++i) y[static_cast<std::size_t>(i)] = i % 3;
+    data::write_npy((dir / "d" / ("y_" + split + ".npy")).string(), data::NpyArray::make<std::int64_t>({n}, y));
+  }
+  std::ofstream(dir / "d" / "modalities.txt") << "image\nvector\n";
+  const std::string common = " --data " + (dir / "d").string() + " --width 8 --epochs 1 --probe-epochs 1 --lr 0.01";
+  REQUIRE(run_cli("train --method erlmr,ogm-ge --out " + (dir / "r").string() + common) == 0);
+  const auto summary = slurp(dir / "r" / "erlmr" / "summary.json");
+  CHECK(summary.find("\"arch\": \"general\"") != std::string::npos);
+  CHECK(summary.find("\"image\": \"ResNet CNN (2, 6, 5) -> 8\"") != std::string::npos);
+  CHECK(summary.find("\"vector\": \"MLP (7,) -> 8\"") != std::string::npos);
+  // eval rebuilds the general model from what the checkpoint records.
+  CHECK(run_cli("eval --data " + (dir / "d").string() + " --checkpoint " + (dir / "r" / "erlmr" / "checkpoint.npz").string()) == 0);
+  // The sensor model on this data is refused with a message.
+  CHECK(run_cli("train --arch sensor --out " + (dir / "s").string() + common) == 256);
+  fs::remove_all(dir);
+}
+
 TEST_CASE("erlmr compare: results do not depend on --jobs; failed runs are reported") {
   namespace fs = std::filesystem;
   const auto dir = fs::temp_directory_path() / "erlmr_cli_cmp";
