@@ -280,7 +280,7 @@ template <RealScalar R> int run_train(const TrainOptions& o) {
 // ---------------------------------------------------------------- eval
 struct EvalOptions {
   DataOptions data;
-  std::string checkpoint, fusion = "concat", dtype = "f32", method = "erlmr", arch = "auto";
+  std::string checkpoint, fusion = "concat", dtype = "f32", method = "erlmr", arch = "auto", predictions;
   std::int64_t width = 64;
   int threads = 0;
 };
@@ -308,7 +308,15 @@ template <RealScalar R> int run_eval(const EvalOptions& o) {
   }
   train::Trainer<R> t(c, d);
   t.load_checkpoint(o.checkpoint);
-  const auto r = t.evaluate(d.test);
+  train::Predictions pred;
+  const auto r = t.evaluate(d.test, &pred);
+  if (!o.predictions.empty()) {
+    std::string csv = "index,label,fused,head_a,head_g\n";
+    for (std::size_t i = 0; i < d.test.y.size(); ++i)
+      csv += std::to_string(i) + "," + std::to_string(d.test.y[i]) + "," + std::to_string(pred.fused[i]) + "," + std::to_string(pred.a[i]) +
+             "," + std::to_string(pred.g[i]) + "\n";
+    write_text(o.predictions, csv);
+  }
   std::printf("%s on %s (test, %lld samples): acc %.4f  macro-F1 %.4f  head a %.4f  head g %.4f  rho %.3f  loss %.4f\n",
               o.checkpoint.c_str(), d.name.c_str(), (long long)d.test.size(), r.acc, r.f1, r.acc_a, r.acc_g, r.rho, r.loss);
   return 0;
@@ -389,6 +397,7 @@ int main(int argc, char** argv) {
   ev->add_option("--width", eo.width, "for model-only files (checkpoint.npz records it)");
   ev->add_option("--dtype", eo.dtype);
   ev->add_option("--threads", eo.threads);
+  ev->add_option("--predictions", eo.predictions, "write per-sample test predictions (fused, head a, head g) to this CSV");
 
   tools::CompareOptions co;
   std::string co_methods = "erlmr,joint", co_data = "synthetic";

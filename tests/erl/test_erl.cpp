@@ -282,7 +282,20 @@ TEST_CASE("erlmr train/eval on a general NPY directory: image + vector modalitie
   CHECK(summary.find("\"image\": \"ResNet CNN (2, 6, 5) -> 8\"") != std::string::npos);
   CHECK(summary.find("\"vector\": \"MLP (7,) -> 8\"") != std::string::npos);
   // eval rebuilds the general model from what the checkpoint records.
-  CHECK(run_cli("eval --data " + (dir / "d").string() + " --checkpoint " + (dir / "r" / "erlmr" / "checkpoint.npz").string()) == 0);
+  CHECK(run_cli("eval --data " + (dir / "d").string() + " --checkpoint " + (dir / "r" / "erlmr" / "checkpoint.npz").string() +
+                " --predictions " + (dir / "pred.csv").string()) == 0);
+  {  // one row per test sample: index, label, fused, head a, head g
+    std::ifstream f(dir / "pred.csv");
+    std::string line;
+    std::getline(f, line);
+    CHECK(line == "index,label,fused,head_a,head_g");
+    int rows = 0;
+    while (std::getline(f, line)) {
+      CHECK(line.rfind(std::to_string(rows) + "," + std::to_string(rows % 3) + ",", 0) == 0);
+      ++rows;
+    }
+    CHECK(rows == 24);
+  }
   // The sensor model on this data is refused with a message.
   CHECK(run_cli("train --arch sensor --out " + (dir / "s").string() + common) == 256);
   fs::remove_all(dir);

@@ -100,6 +100,11 @@ struct EpochMetrics {
   }
 };
 
+// Per-sample argmax predictions of the fused output and the two unimodal heads.
+struct Predictions {
+  std::vector<std::int64_t> fused, a, g;
+};
+
 struct ProbeResult {
   double acc_a = 0, acc_g = 0;
 };
@@ -212,7 +217,7 @@ class Trainer {
   }
 
   // Evaluation-mode metrics on a split (no graph, running batch-norm statistics).
-  EvalResult evaluate(const data::Split<R>& sp) {
+  EvalResult evaluate(const data::Split<R>& sp, Predictions* predictions = nullptr) {
     NoGradGuard ng;
     nn::Context ctx{false, nullptr, 1.0};
     const std::int64_t N = sp.size();
@@ -238,6 +243,7 @@ class Trainer {
       }
     }
     EvalResult r;
+    if (predictions) *predictions = {p, pa, pg};
     r.acc = accuracy(p, sp.y);
     r.acc_a = accuracy(pa, sp.y);
     r.acc_g = accuracy(pg, sp.y);
