@@ -73,6 +73,24 @@ TEST_CASE_TEMPLATE("dropout: masks from the counter-based RNG", T, double, cd) {
   }, small);
 }
 
+TEST_CASE("dropout: element i is kept iff uniform(first + i) >= p, on the 64-wide block path and the scalar edges") {
+  for (std::uint64_t offset : {0u, 3u, 6u}) {
+    CAPTURE(offset);
+    Generator g(9, offset), ref(9, offset);
+    Var<float> x(Tensor<float>::ones(Shape{1003}));
+    const auto y = dropout(x, 0.3, true, g).value();
+    const std::uint64_t first = ref.reserve(1003);
+    for (std::int64_t i = 0; i < 1003; ++i) {
+      const bool keep = ref.uniform(first + static_cast<std::uint64_t>(i)) >= 0.3;
+      if (keep != (y[i] != 0.f)) {
+        FAIL_CHECK("element " << i << " kept=" << (y[i] != 0.f) << ", expected " << keep);
+        break;
+      }
+      if (keep) CHECK(y[i] == doctest::Approx(1 / 0.7));
+    }
+  }
+}
+
 TEST_CASE("dropout: complex parts get independent masks") {
   auto x = Var<cd>(Tensor<cd>::full(Shape{10000}, cd(1, 1)));
   Generator g(3);

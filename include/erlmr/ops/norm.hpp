@@ -118,21 +118,28 @@ template <Scalar T> Var<T> dropout(const Var<T>& x, double p, bool training, Gen
       const std::uint64_t c = first + static_cast<std::uint64_t>(i);
       if ((c & 3) == 0 && e - i >= 4 * Generator::kLanes) {  // 64 masks from 16 blocks at once
         gen.blocks(c >> 2, w);
+        R m[4][Generator::kLanes];  // compare in the blocks' SoA layout (vectorises) ...
+        for (int k = 0; k < 4; ++k)
+          for (int j = 0; j < Generator::kLanes; ++j) m[k][j] = (w[k][j] >> 8) >= threshold ? keep_scale : R(0);
+        R* dst = mask.data() + i;  // ... then interleave: counter c + 4j + k is word k of block j
         for (int j = 0; j < Generator::kLanes; ++j)
-          for (int k = 0; k < 4; ++k, ++i) mask.data()[i] = (w[k][j] >> 8) >= threshold ? keep_scale : R(0);
+          for (int k = 0; k < 4; ++k) dst[4 * j + k] = m[k][j];
+        i += 4 * Generator::kLanes;
         continue;
       }
       const auto w1 = gen.block(c >> 2);
       for (std::uint64_t k = c & 3; k < 4 && i < e; ++k, ++i) mask.data()[i] = (w1[k] >> 8) >= threshold ? keep_scale : R(0);
     }
   });
-  auto apply = [mask, n](const Tensor<T>& in) {
+  auto apply = [mask, n](const Tensor<T>& in) {  // elementwise, so any split is exact
     Tensor<T> out(in.shape());
     const R* mk = mask.data();
-    for (std::int64_t i = 0; i < n; ++i) {
-      if constexpr (is_complex_v<T>) out.data()[i] = T(in.data()[i].real() * mk[2 * i], in.data()[i].imag() * mk[2 * i + 1]);
-      else out.data()[i] = in.data()[i] * mk[i];
-    }
+    CpuDevice::parallel_for(n, 1 << 15, [&](std::int64_t b, std::int64_t e) {
+      for (std::int64_t i = b; i < e; ++i) {
+        if constexpr (is_complex_v<T>) out.data()[i] = T(in.data()[i].real() * mk[2 * i], in.data()[i].imag() * mk[2 * i + 1]);
+        else out.data()[i] = in.data()[i] * mk[i];
+      }
+    });
     return out;
   };
   return record("dropout", apply(x.value()), [x, apply](const Tensor<T>& g) { add_grad(x, apply(g)); }, x);
