@@ -31,6 +31,14 @@
 
 namespace erlmr::data {
 
+namespace detail {
+// The shape of one sample of an (N, ...) array.
+inline std::vector<std::int64_t> per_sample(const Shape& s) {
+  auto v = s.vec();
+  return std::vector<std::int64_t>(v.begin() + 1, v.end());
+}
+}  // namespace detail
+
 template <RealScalar R> struct Split {
   Tensor<R> x1, x2;                // (N, ...) each
   std::vector<std::int64_t> y;     // (N,)
@@ -45,8 +53,7 @@ template <RealScalar R> struct Dataset {
   std::vector<std::string> class_names;  // empty when the directory names none
   // Per-sample shape of modality m (0 = x1, 1 = x2), e.g. {1, 28, 28}.
   std::vector<std::int64_t> sample_shape(int m) const {
-    auto v = (m == 0 ? train.x1.shape() : train.x2.shape()).vec();
-    return std::vector<std::int64_t>(v.begin() + 1, v.end());
+    return detail::per_sample(m == 0 ? train.x1.shape() : train.x2.shape());
   }
   // Both modalities (N, 1, 3, T) with the same T: the sensor reference model's input.
   bool sensor_layout() const {
@@ -90,11 +97,6 @@ template <RealScalar R> Tensor<R> read_modality(const std::string& path) {
   for (std::size_t i = 0; i < v.size(); ++i)
     if (!std::isfinite(v[i])) throw DataError(path + ": element " + std::to_string(i) + " is NaN or infinite");
   return Tensor<R>::from_vector(Shape(s), v);
-}
-
-inline std::vector<std::int64_t> per_sample(const Shape& s) {
-  auto v = s.vec();
-  return std::vector<std::int64_t>(v.begin() + 1, v.end());
 }
 
 // Non-empty lines of a small text file (modalities.txt, classes.txt); {} if it is absent.
