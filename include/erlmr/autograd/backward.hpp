@@ -33,7 +33,7 @@ inline std::vector<NodeBase*> reverse_tape(NodeBase* root) {
   return order;
 }
 
-template <class T> Tensor<T> seed_gradient(const Var<T>& out, const Tensor<T>* seed) {
+template <class T, class D> Tensor<T, D> seed_gradient(const Var<T, D>& out, const Tensor<T, D>* seed) {
   if (seed) {
     check_same_shape(out.shape(), seed->shape(), "backward (seed gradient)");
     return seed->clone();
@@ -41,7 +41,7 @@ template <class T> Tensor<T> seed_gradient(const Var<T>& out, const Tensor<T>* s
   if (out.numel() != 1)
     throw AutogradError("backward: output of shape " + out.shape().str() +
                         " is not a scalar; pass a seed gradient of the same shape");
-  return Tensor<T>::ones(out.shape());
+  return Tensor<T, D>::ones(out.shape());
 }
 
 // Runs the rules of `tape` (already in reverse order) for which keep(n) is true.
@@ -60,8 +60,8 @@ void run_tape(const std::vector<NodeBase*>& tape, bool retain_graph, bool clear_
 
 }  // namespace detail
 
-template <class T>
-void backward(const Var<T>& out, bool retain_graph = false, const Tensor<T>* seed = nullptr) {
+template <class T, class D>
+void backward(const Var<T, D>& out, bool retain_graph = false, const Tensor<T, D>* seed = nullptr) {
   if (!out.requires_grad())
     throw AutogradError("backward: the output does not require grad (no parameter took part, or no_grad was active)");
   auto tape = detail::reverse_tape(out.node().get());
@@ -76,9 +76,9 @@ void backward(const Var<T>& out, bool retain_graph = false, const Tensor<T>* see
 
 // Gradients of `out` with respect to `inputs` (leaves or intermediate nodes of the
 // same element type). An input the output does not depend on gets a zero tensor.
-template <class T, class U>
-std::vector<Tensor<U>> grad(const Var<T>& out, const std::vector<Var<U>>& inputs, bool retain_graph = false,
-                            const Tensor<T>* seed = nullptr) {
+template <class T, class U, class D>
+std::vector<Tensor<U, D>> grad(const Var<T, D>& out, const std::vector<Var<U, D>>& inputs, bool retain_graph = false,
+                               const Tensor<T, D>* seed = nullptr) {
   if (!out.requires_grad()) throw AutogradError("grad: the output does not require grad");
   auto tape = detail::reverse_tape(out.node().get());
   // A node is needed when one of the inputs is it or lies below it.
@@ -99,11 +99,11 @@ std::vector<Tensor<U>> grad(const Var<T>& out, const std::vector<Var<U>>& inputs
       if (needed.count(p.get())) return true;
     return false;
   });
-  std::vector<Tensor<U>> result;
+  std::vector<Tensor<U, D>> result;
   result.reserve(inputs.size());
   for (const auto& v : inputs) {
     auto& adj = v.node()->adjoint;
-    result.push_back(adj.defined() ? adj : Tensor<U>::zeros(v.shape()));
+    result.push_back(adj.defined() ? adj : Tensor<U, D>::zeros(v.shape()));
   }
   for (NodeBase* n : tape) n->clear_adjoint();
   for (const auto& v : inputs) v.node()->clear_adjoint();

@@ -83,16 +83,19 @@ struct NodeBase {
   virtual void accumulate_adjoint_into_grad() = 0;
 };
 
-template <class T>
+// A node on device D holds its value, gradient and adjoint on D; the tape itself
+// (ids, parents, rules) lives on the host whatever the device.
+template <class T, class D = CpuDevice>
 struct Node final : NodeBase {
-  using Rule = std::function<void(const Tensor<T>&)>;
-  Tensor<T> value;
-  Tensor<T> grad;     // accumulated gradient of a leaf (what .grad is in PyTorch)
-  Tensor<T> adjoint;  // gradient flowing during one backward pass
+  using TensorT = Tensor<T, D>;
+  using Rule = std::function<void(const TensorT&)>;
+  TensorT value;
+  TensorT grad;     // accumulated gradient of a leaf (what .grad is in PyTorch)
+  TensorT adjoint;  // gradient flowing during one backward pass
   Rule rule;
 
   bool has_adjoint() const override { return adjoint.defined(); }
-  void clear_adjoint() override { adjoint = Tensor<T>(); }
+  void clear_adjoint() override { adjoint = TensorT(); }
   void run_backward() override {
     if (!rule) return;
     rule(adjoint);
@@ -104,38 +107,40 @@ struct Node final : NodeBase {
   void accumulate_adjoint_into_grad() override {
     if (!adjoint.defined()) return;
     if (!grad.defined()) grad = adjoint.clone();
-    else grad.vec() += adjoint.vec();
+    else D::add_inplace(grad.data(), adjoint.data(), grad.numel());
   }
   // Adds g (same shape as value) into the adjoint. The adjoint is accumulated in
   // place, so it must own its buffer: g's buffer is adopted only when no other
   // handle refers to it (a rule may pass one tensor to several parents).
-  void add_adjoint(Tensor<T> g) {
+  void add_adjoint(TensorT g) {
     check_same_shape(value.shape(), g.shape(), op);
     if (!adjoint.defined()) {
       adjoint = g.use_count() == 1 ? std::move(g) : g.clone();
     } else {
-      adjoint.vec() += g.vec();
+      D::add_inplace(adjoint.data(), g.data(), adjoint.numel());
     }
   }
 };
 
 // ---- Var --------------------------------------------------------------------
-template <class T>
+template <class T, class D = CpuDevice>
 class Var {
  public:
   using value_type = T;
-  using NodePtr = std::shared_ptr<Node<T>>;
+  using device_type = D;
+  using TensorT = Tensor<T, D>;
+  using NodePtr = std::shared_ptr<Node<T, D>>;
 
   Var() = default;
   // A leaf. Parameters are leaves with requires_grad = true.
-  explicit Var(Tensor<T> value, bool requires_grad = false) : node_(std::make_shared<Node<T>>()) {
+  explicit Var(TensorT value, bool requires_grad = false) : node_(std::make_shared<Node<T, D>>()) {
     node_->value = std::move(value);
     node_->requires_grad = requires_grad;
   }
   explicit Var(NodePtr n) : node_(std::move(n)) {}
 
   bool defined() const { return node_ != nullptr; }
-  const Tensor<T>& value() const { return node_->value; }
+  const TensorT& value() const { return node_->value; }
   const Shape& shape() const { return node_->value.shape(); }
   std::int64_t numel() const { return node_->value.numel(); }
   T item() const { return node_->value.item(); }
@@ -148,12 +153,16 @@ class Var {
   }
 
   // Accumulated gradient of a leaf (undefined tensor until a backward pass reaches it).
-  const Tensor<T>& grad() const { return node_->grad; }
-  Tensor<T>& mutable_grad() const { return node_->grad; }
-  void zero_grad() const { node_->grad = Tensor<T>(); }
+  const TensorT& grad() const { return node_->grad; }
+  TensorT& mutable_grad() const { return node_->grad; }
+  void zero_grad() const { node_->grad = TensorT(); }
 
   // A new leaf with the same value (shared buffer) and no history.
   Var detach() const { return Var(node_->value, false); }
+  // A new leaf on device D2 holding a copy of the value, with the same
+  // requires_grad (like PyTorch's x.to(device).detach().requires_grad_(…)):
+  // moving a parameter to another device is this one call.
+  template <class D2> Var<T, D2> to() const { return Var<T, D2>(node_->value.template to<D2>(), requires_grad()); }
 
   const NodePtr& node() const { return node_; }
 
@@ -169,10 +178,10 @@ template <class V> bool any_requires_grad(const V& v) { return v.requires_grad()
 // Creates the result node of an op. `rule` receives the adjoint of the result
 // and adds into the parents' adjoints (with add_grad below). No node is
 // recorded when grad mode is off or no parent requires a gradient.
-template <class T, class Rule, class... Parents>
-Var<T> record(const char* op, Tensor<T> value, Rule&& rule, const Parents&... parents) {
+template <class T, class D, class Rule, class... Parents>
+Var<T, D> record(const char* op, Tensor<T, D> value, Rule&& rule, const Parents&... parents) {
   const bool needs = grad_enabled() && (false || ... || parents.requires_grad());
-  auto n = std::make_shared<Node<T>>();
+  auto n = std::make_shared<Node<T, D>>();
   n->value = std::move(value);
   n->op = op;
   if (needs) {
@@ -180,11 +189,11 @@ Var<T> record(const char* op, Tensor<T> value, Rule&& rule, const Parents&... pa
     (n->parents.push_back(parents.node()), ...);
     n->rule = std::forward<Rule>(rule);
   }
-  return Var<T>(std::move(n));
+  return Var<T, D>(std::move(n));
 }
 
 // Adds g into v's adjoint when v takes part in differentiation.
-template <class T> void add_grad(const Var<T>& v, Tensor<T> g) {
+template <class T, class D> void add_grad(const Var<T, D>& v, Tensor<T, D> g) {
   if (v.requires_grad()) v.node()->add_adjoint(std::move(g));
 }
 

@@ -19,6 +19,8 @@
 #include <unordered_map>
 #include <vector>
 
+#include <Eigen/Core>
+
 #include "erlmr/core/thread_pool.hpp"
 
 namespace erlmr {
@@ -129,6 +131,11 @@ struct CpuDevice {
     if (bytes) std::memset(p, 0, bytes);
   }
   template <class T> static void fill(T* p, std::int64_t n, const T& v) { std::fill(p, p + n, v); }
+  // dst[i] += src[i] (gradient accumulation in the tape).
+  template <class T> static void add_inplace(T* dst, const T* src, std::int64_t n) {
+    using A = Eigen::Map<Eigen::Array<T, Eigen::Dynamic, 1>>;
+    A(dst, n) += A(const_cast<T*>(src), n);
+  }
 
   static int num_threads() { return ThreadPool::instance().num_threads(); }
 

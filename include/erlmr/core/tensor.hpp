@@ -72,33 +72,34 @@ class Tensor {
     return t;
   }
   // Normal with the given standard deviation (complex: independent parts of
-  // variance σ²/2 each, so E|z|² = σ²), drawn from g.
+  // variance σ²/2 each, so E|z|² = σ²), drawn from g. On any device the values
+  // are drawn on the host from the same counters, so they match the CPU's exactly.
   static Tensor randn(const Shape& s, Generator& g, real_t<T> stddev = 1) {
-    Tensor t(s);
-    const std::int64_t n = t.numel();
+    const std::int64_t n = s.numel();
+    std::vector<T> h(static_cast<std::size_t>(n));
     if constexpr (is_complex_v<T>) {
       const std::uint64_t o = g.reserve(static_cast<std::uint64_t>(2 * n));
       const real_t<T> k = stddev / std::sqrt(real_t<T>(2));
       for (std::int64_t i = 0; i < n; ++i)
-        t.data()[i] = T(k * real_t<T>(g.normal(o + 2 * i)), k * real_t<T>(g.normal(o + 2 * i + 1)));
+        h[static_cast<std::size_t>(i)] = T(k * real_t<T>(g.normal(o + 2 * i)), k * real_t<T>(g.normal(o + 2 * i + 1)));
     } else {
       const std::uint64_t o = g.reserve(static_cast<std::uint64_t>(n));
-      for (std::int64_t i = 0; i < n; ++i) t.data()[i] = stddev * static_cast<T>(g.normal(o + i));
+      for (std::int64_t i = 0; i < n; ++i) h[static_cast<std::size_t>(i)] = stddev * static_cast<T>(g.normal(o + i));
     }
-    return t;
+    return from_vector(s, h);
   }
   // Uniform on [lo, hi) (complex: both parts independently).
   static Tensor uniform(const Shape& s, Generator& g, real_t<T> lo, real_t<T> hi) {
-    Tensor t(s);
-    const std::int64_t n = t.numel();
+    const std::int64_t n = s.numel();
+    std::vector<T> h(static_cast<std::size_t>(n));
     const int parts = is_complex_v<T> ? 2 : 1;
     const std::uint64_t o = g.reserve(static_cast<std::uint64_t>(parts * n));
     for (std::int64_t i = 0; i < n; ++i) {
       const auto u = [&](std::int64_t k) { return static_cast<real_t<T>>(lo + (hi - lo) * g.uniform(o + k)); };
-      if constexpr (is_complex_v<T>) t.data()[i] = T(u(2 * i), u(2 * i + 1));
-      else t.data()[i] = u(i);
+      if constexpr (is_complex_v<T>) h[static_cast<std::size_t>(i)] = T(u(2 * i), u(2 * i + 1));
+      else h[static_cast<std::size_t>(i)] = u(i);
     }
-    return t;
+    return from_vector(s, h);
   }
 
   bool defined() const { return storage_ != nullptr; }
@@ -109,9 +110,16 @@ class Tensor {
   std::size_t nbytes() const { return static_cast<std::size_t>(numel()) * sizeof(T); }
 
   T* data() const { return static_cast<T*>(storage_->data()); }
-  T& operator[](std::int64_t i) const { return data()[i]; }
+  // Element access through the pointer: host devices only (a compile error elsewhere).
+  T& operator[](std::int64_t i) const
+    requires D::is_host
+  {
+    return data()[i];
+  }
   // Element at a multi-index (host only; for tests and small utilities).
-  T& at(std::initializer_list<std::int64_t> idx) const {
+  T& at(std::initializer_list<std::int64_t> idx) const
+    requires D::is_host
+  {
     if (static_cast<int>(idx.size()) != rank())
       throw ShapeError("Tensor::at: " + std::to_string(idx.size()) + " indices for shape " + shape_.str());
     std::int64_t off = 0;
@@ -123,12 +131,36 @@ class Tensor {
     }
     return data()[off];
   }
+  // The single element, copied to the host.
   T item() const {
     if (numel() != 1)
       throw ShapeError("Tensor::item: shape " + shape_.str() + " has " + std::to_string(numel()) + " elements");
-    return data()[0];
+    T v;
+    D::copy_to_host(&v, data(), sizeof(T));
+    return v;
   }
-  std::vector<T> to_vector() const { return std::vector<T>(data(), data() + numel()); }
+  // The elements, copied to host memory (from any device).
+  std::vector<T> to_vector() const {
+    std::vector<T> v(static_cast<std::size_t>(numel()));
+    if (defined()) D::copy_to_host(v.data(), data(), nbytes());
+    return v;
+  }
+  // The same values on device D2 (a deep copy, through host memory when neither
+  // side is the host). The result never shares this tensor's buffer.
+  template <class D2> Tensor<T, D2> to() const {
+    Tensor<T, D2> t(shape_);
+    if constexpr (std::is_same_v<D, D2>) {
+      D::copy(t.data(), data(), nbytes());
+    } else if constexpr (D::is_host) {
+      D2::copy_from_host(t.data(), data(), nbytes());
+    } else if constexpr (D2::is_host) {
+      D::copy_to_host(t.data(), data(), nbytes());
+    } else {
+      const std::vector<T> h = to_vector();
+      D2::copy_from_host(t.data(), h.data(), nbytes());
+    }
+    return t;
+  }
 
   Tensor clone() const {
     Tensor t(shape_);
@@ -154,11 +186,21 @@ class Tensor {
     D::copy(data(), src.data(), nbytes());
   }
 
-  // Eigen views (host devices).
-  VecMap vec() const { return VecMap(data(), numel()); }
-  MatMap mat(std::int64_t rows, std::int64_t cols) const { return MatMap(data(), rows, cols); }
+  // Eigen views (host devices only).
+  VecMap vec() const
+    requires D::is_host
+  {
+    return VecMap(data(), numel());
+  }
+  MatMap mat(std::int64_t rows, std::int64_t cols) const
+    requires D::is_host
+  {
+    return MatMap(data(), rows, cols);
+  }
   // Rows = product of all but the last axis; cols = last axis.
-  MatMap mat() const {
+  MatMap mat() const
+    requires D::is_host
+  {
     const std::int64_t c = rank() == 0 ? 1 : shape_[rank() - 1];
     return MatMap(data(), c == 0 ? 0 : numel() / c, c);
   }
