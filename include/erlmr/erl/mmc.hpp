@@ -13,7 +13,7 @@
 namespace erlmr::erl {
 
 // Phase agreement loss: 1 − mean over feature dimensions of the cosine down the batch.
-template <RealScalar R> Var<R> phase_cosine_loss(const Var<R>& theta_a, const Var<R>& theta_g) {
+template <RealScalar R, class D> Var<R, D> phase_cosine_loss(const Var<R, D>& theta_a, const Var<R, D>& theta_g) {
   return add_scalar(neg(mean(cosine_similarity(theta_a, theta_g, 0, 1e-8))), R(1));
 }
 
@@ -66,8 +66,24 @@ inline double min_norm_weight(double v11, double v12, double v22) {
 
 // γ from raw gradients g1 (of L1) and g2 (of L2): normalise by L_k·‖g_k‖, then min-norm.
 // A zero gradient or loss leaves its direction at zero (no division by zero).
-template <RealScalar R>
-double min_norm_weight(const std::vector<Tensor<R>>& g1, double L1, const std::vector<Tensor<R>>& g2, double L2) {
+// The Gram entries of gradients held on another device (D::gram, e.g. CudaDevice's
+// fixed-order reduction on the GPU).
+template <RealScalar R, class D>
+  requires(!D::is_host)
+GradGram gram(const std::vector<Tensor<R, D>>& g1, const std::vector<Tensor<R, D>>& g2) {
+  GradGram m;
+  for (std::size_t t = 0; t < g1.size(); ++t) {
+    double v[3];
+    D::gram(g1[t].data(), g2[t].data(), g1[t].numel(), v);
+    m.v11 += v[0];
+    m.v12 += v[1];
+    m.v22 += v[2];
+  }
+  return m;
+}
+
+template <RealScalar R, class D>
+double min_norm_weight(const std::vector<Tensor<R, D>>& g1, double L1, const std::vector<Tensor<R, D>>& g2, double L2) {
   const GradGram m = gram(g1, g2);
   const double n1 = L1 * std::sqrt(m.v11), n2 = L2 * std::sqrt(m.v22);
   const double s1 = n1 > 0 ? 1 / n1 : 0, s2 = n2 > 0 ? 1 / n2 : 0;

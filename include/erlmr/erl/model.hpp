@@ -77,25 +77,25 @@ struct ModelConfig {
 
 // What every encoder provides: phases A_m of shape (B, C, P) (the sensor encoder: C = 16
 // channels × P = T − 2 positions; the general encoders: C = d pooled channels, P = 1).
-template <RealScalar R>
+template <RealScalar R, class D = CpuDevice>
 class Encoder {
  public:
   virtual ~Encoder() = default;
-  virtual Var<R> forward(const Var<R>& x, nn::Context& ctx) = 0;
-  virtual void collect(const std::string& prefix, nn::StateLists<R>& out) = 0;
+  virtual Var<R, D> forward(const Var<R, D>& x, nn::Context& ctx) = 0;
+  virtual void collect(const std::string& prefix, nn::StateLists<R, D>& out) = 0;
   virtual std::string describe() const = 0;
 };
 
 // Conv(1→64, 2) BN ReLU Drop | Conv(64→64, 2) BN ReLU Drop | Conv(64→32, 1) BN ReLU Drop | Conv(32→16, 1) BN ReLU
-template <RealScalar R>
-class SensorEncoder final : public Encoder<R> {
+template <RealScalar R, class D = CpuDevice>
+class SensorEncoder final : public Encoder<R, D> {
  public:
   SensorEncoder(const ModelConfig& cfg, Generator& g) : cfg_(cfg) {
     auto block = [&](std::int64_t cin, std::int64_t cout, std::int64_t k, bool drop) {
-      features.template add<nn::Conv2d<R>>(cin, cout, std::array<std::int64_t, 2>{k, k}, g);
-      features.template add<nn::BatchNorm2d<R>>(cout);
-      features.template add<nn::ReLU<R>>();
-      if (drop) features.template add<nn::Dropout<R>>(cfg.dropout);
+      features.template add<nn::Conv2d<R, D>>(cin, cout, std::array<std::int64_t, 2>{k, k}, g);
+      features.template add<nn::BatchNorm2d<R, D>>(cout);
+      features.template add<nn::ReLU<R, D>>();
+      if (drop) features.template add<nn::Dropout<R, D>>(cfg.dropout);
     };
     block(1, 64, 2, true);
     block(64, 64, 2, true);
@@ -103,16 +103,16 @@ class SensorEncoder final : public Encoder<R> {
     block(32, cfg.channels, 1, false);
   }
   // (B, 1, 3, T) -> (B, 16, T − 2)
-  Var<R> forward(const Var<R>& x, nn::Context& ctx) override {
+  Var<R, D> forward(const Var<R, D>& x, nn::Context& ctx) override {
     const Shape& s = x.shape();
     if (s.rank() != 4 || s[1] != 1 || s[2] != 3 || s[3] != cfg_.window)
       throw ShapeError("SensorEncoder: input " + s.str() + " is not (B, 1, 3, " + std::to_string(cfg_.window) + ")");
     auto h = features.forward(x, ctx);  // (B, 16, 1, T − 2)
     return reshape(h, {s[0], cfg_.channels, cfg_.positions()});
   }
-  void collect(const std::string& p, nn::StateLists<R>& out) override { features.collect(p + "features.", out); }
+  void collect(const std::string& p, nn::StateLists<R, D>& out) override { features.collect(p + "features.", out); }
   std::string describe() const override { return "sensor CNN (1, 3, " + std::to_string(cfg_.window) + ") -> (16, T-2)"; }
-  nn::Sequential<R> features;
+  nn::Sequential<R, D> features;
 
  private:
   ModelConfig cfg_;
@@ -121,8 +121,8 @@ class SensorEncoder final : public Encoder<R> {
 // torchvision's BasicBlock: relu(bn2(conv2(relu(bn1(conv1 x)))) + shortcut(x)), 3×3
 // convolutions without bias, shortcut = 1×1 convolution + batch norm when the stride or the
 // width changes (the identity otherwise).
-template <RealScalar R>
-class BasicBlock final : public nn::Module<R> {
+template <RealScalar R, class D = CpuDevice>
+class BasicBlock final : public nn::Module<R, D> {
  public:
   BasicBlock(std::int64_t cin, std::int64_t cout, std::int64_t stride, Generator& g)
       : conv1(cin, cout, {3, 3}, g, {stride, stride}, {1, 1}, false),
@@ -130,18 +130,18 @@ class BasicBlock final : public nn::Module<R> {
         conv2(cout, cout, {3, 3}, g, {1, 1}, {1, 1}, false),
         bn2(cout) {
     if (stride != 1 || cin != cout) {
-      down_conv = std::make_unique<nn::Conv2d<R>>(cin, cout, std::array<std::int64_t, 2>{1, 1}, g,
+      down_conv = std::make_unique<nn::Conv2d<R, D>>(cin, cout, std::array<std::int64_t, 2>{1, 1}, g,
                                                   std::array<std::int64_t, 2>{stride, stride}, std::array<std::int64_t, 2>{0, 0}, false);
-      down_bn = std::make_unique<nn::BatchNorm2d<R>>(cout);
+      down_bn = std::make_unique<nn::BatchNorm2d<R, D>>(cout);
     }
   }
-  Var<R> forward(const Var<R>& x, nn::Context& ctx) override {
+  Var<R, D> forward(const Var<R, D>& x, nn::Context& ctx) override {
     auto h = relu(bn1.forward(conv1.forward(x, ctx), ctx));
     h = bn2.forward(conv2.forward(h, ctx), ctx);
     auto s = down_conv ? down_bn->forward(down_conv->forward(x, ctx), ctx) : x;
     return relu(add(h, s));
   }
-  void collect(const std::string& p, nn::StateLists<R>& out) override {
+  void collect(const std::string& p, nn::StateLists<R, D>& out) override {
     conv1.collect(p + "conv1.", out);
     bn1.collect(p + "bn1.", out);
     conv2.collect(p + "conv2.", out);
@@ -151,12 +151,12 @@ class BasicBlock final : public nn::Module<R> {
       down_bn->collect(p + "downsample.1.", out);
     }
   }
-  nn::Conv2d<R> conv1;
-  nn::BatchNorm2d<R> bn1;
-  nn::Conv2d<R> conv2;
-  nn::BatchNorm2d<R> bn2;
-  std::unique_ptr<nn::Conv2d<R>> down_conv;
-  std::unique_ptr<nn::BatchNorm2d<R>> down_bn;
+  nn::Conv2d<R, D> conv1;
+  nn::BatchNorm2d<R, D> bn1;
+  nn::Conv2d<R, D> conv2;
+  nn::BatchNorm2d<R, D> bn2;
+  std::unique_ptr<nn::Conv2d<R, D>> down_conv;
+  std::unique_ptr<nn::BatchNorm2d<R, D>> down_bn;
 };
 
 // Small ResNet for (C, H, W) inputs (images, spectrograms):
@@ -167,21 +167,21 @@ class BasicBlock final : public nn::Module<R> {
 // Each stage halves the resolution, so a 64 × 101 spectrogram reaches 8 × 13 and a
 // 28 × 28 image 4 × 4 before pooling. The pooled values follow a ReLU, so the phases are ≥ 0
 // like the sensor encoder's.
-template <RealScalar R>
-class CnnEncoder final : public Encoder<R> {
+template <RealScalar R, class D = CpuDevice>
+class CnnEncoder final : public Encoder<R, D> {
  public:
   CnnEncoder(const std::vector<std::int64_t>& input, std::int64_t d, Generator& g) : input_(input), d_(d) {
     if (input.size() != 3 || input[0] < 1 || input[1] < 1 || input[2] < 1)
       throw ShapeError("CnnEncoder: per-sample input " + Shape(input).str() + " is not (C, H, W)");
     const std::int64_t w1 = std::max<std::int64_t>(d / 4, 4), w2 = std::max<std::int64_t>(d / 2, 4);
-    stem.template add<nn::Conv2d<R>>(input[0], w1, std::array<std::int64_t, 2>{3, 3}, g, std::array<std::int64_t, 2>{2, 2},
+    stem.template add<nn::Conv2d<R, D>>(input[0], w1, std::array<std::int64_t, 2>{3, 3}, g, std::array<std::int64_t, 2>{2, 2},
                                      std::array<std::int64_t, 2>{1, 1}, false);
-    stem.template add<nn::BatchNorm2d<R>>(w1);
-    stem.template add<nn::ReLU<R>>();
-    layer1 = std::make_unique<BasicBlock<R>>(w1, w2, 2, g);
-    layer2 = std::make_unique<BasicBlock<R>>(w2, d, 2, g);
+    stem.template add<nn::BatchNorm2d<R, D>>(w1);
+    stem.template add<nn::ReLU<R, D>>();
+    layer1 = std::make_unique<BasicBlock<R, D>>(w1, w2, 2, g);
+    layer2 = std::make_unique<BasicBlock<R, D>>(w2, d, 2, g);
   }
-  Var<R> forward(const Var<R>& x, nn::Context& ctx) override {
+  Var<R, D> forward(const Var<R, D>& x, nn::Context& ctx) override {
     const Shape& s = x.shape();
     if (s.rank() != 4 || s[1] != input_[0] || s[2] != input_[1] || s[3] != input_[2])
       throw ShapeError("CnnEncoder: input " + s.str() + " is not (B, " + std::to_string(input_[0]) + ", " + std::to_string(input_[1]) +
@@ -189,14 +189,14 @@ class CnnEncoder final : public Encoder<R> {
     auto h = layer2->forward(layer1->forward(stem.forward(x, ctx), ctx), ctx);
     return reshape(global_avg_pool(h), {s[0], d_, 1});
   }
-  void collect(const std::string& p, nn::StateLists<R>& out) override {
+  void collect(const std::string& p, nn::StateLists<R, D>& out) override {
     stem.collect(p + "stem.", out);
     layer1->collect(p + "layer1.", out);
     layer2->collect(p + "layer2.", out);
   }
   std::string describe() const override { return "ResNet CNN " + Shape(input_).str() + " -> " + std::to_string(d_); }
-  nn::Sequential<R> stem;
-  std::unique_ptr<BasicBlock<R>> layer1, layer2;
+  nn::Sequential<R, D> stem;
+  std::unique_ptr<BasicBlock<R, D>> layer1, layer2;
 
  private:
   std::vector<std::int64_t> input_;
@@ -204,27 +204,27 @@ class CnnEncoder final : public Encoder<R> {
 };
 
 // MLP for feature vectors (F): Linear(F → 2d) BN ReLU Linear(2d → d) BN ReLU → (B, d, 1).
-template <RealScalar R>
-class MlpEncoder final : public Encoder<R> {
+template <RealScalar R, class D = CpuDevice>
+class MlpEncoder final : public Encoder<R, D> {
  public:
   MlpEncoder(const std::vector<std::int64_t>& input, std::int64_t d, Generator& g) : input_(input), d_(d) {
     if (input.size() != 1 || input[0] < 1) throw ShapeError("MlpEncoder: per-sample input " + Shape(input).str() + " is not (F)");
-    net.template add<nn::Linear<R>>(input[0], 2 * d, g);
-    net.template add<nn::BatchNorm2d<R>>(2 * d);  // on (B, C) this is PyTorch's BatchNorm1d
-    net.template add<nn::ReLU<R>>();
-    net.template add<nn::Linear<R>>(2 * d, d, g);
-    net.template add<nn::BatchNorm2d<R>>(d);
-    net.template add<nn::ReLU<R>>();
+    net.template add<nn::Linear<R, D>>(input[0], 2 * d, g);
+    net.template add<nn::BatchNorm2d<R, D>>(2 * d);  // on (B, C) this is PyTorch's BatchNorm1d
+    net.template add<nn::ReLU<R, D>>();
+    net.template add<nn::Linear<R, D>>(2 * d, d, g);
+    net.template add<nn::BatchNorm2d<R, D>>(d);
+    net.template add<nn::ReLU<R, D>>();
   }
-  Var<R> forward(const Var<R>& x, nn::Context& ctx) override {
+  Var<R, D> forward(const Var<R, D>& x, nn::Context& ctx) override {
     const Shape& s = x.shape();
     if (s.rank() != 2 || s[1] != input_[0])
       throw ShapeError("MlpEncoder: input " + s.str() + " is not (B, " + std::to_string(input_[0]) + ")");
     return reshape(net.forward(x, ctx), {s[0], d_, 1});
   }
-  void collect(const std::string& p, nn::StateLists<R>& out) override { net.collect(p + "net.", out); }
+  void collect(const std::string& p, nn::StateLists<R, D>& out) override { net.collect(p + "net.", out); }
   std::string describe() const override { return "MLP " + Shape(input_).str() + " -> " + std::to_string(d_); }
-  nn::Sequential<R> net;
+  nn::Sequential<R, D> net;
 
  private:
   std::vector<std::int64_t> input_;
@@ -232,45 +232,45 @@ class MlpEncoder final : public Encoder<R> {
 };
 
 // The encoder a general model uses for a per-sample input shape (spec §4).
-template <RealScalar R>
-std::unique_ptr<Encoder<R>> make_general_encoder(const std::vector<std::int64_t>& input, std::int64_t d, Generator& g) {
-  if (input.size() == 3) return std::make_unique<CnnEncoder<R>>(input, d, g);
-  if (input.size() == 1) return std::make_unique<MlpEncoder<R>>(input, d, g);
+template <RealScalar R, class D = CpuDevice>
+std::unique_ptr<Encoder<R, D>> make_general_encoder(const std::vector<std::int64_t>& input, std::int64_t d, Generator& g) {
+  if (input.size() == 3) return std::make_unique<CnnEncoder<R, D>>(input, d, g);
+  if (input.size() == 1) return std::make_unique<MlpEncoder<R, D>>(input, d, g);
   throw ShapeError("general model: per-sample input " + Shape(input).str() +
                    " has rank " + std::to_string(input.size()) + "; expected (F) for an MLP or (C, H, W) for a CNN");
 }
 
-template <RealScalar R> struct EulerOut {
-  Var<R> theta;  // (B, D/2)
-  Var<R> h;      // (B, D) = [Re Y ; Im Y]
+template <RealScalar R, class D = CpuDevice> struct EulerOut {
+  Var<R, D> theta;  // (B, D/2)
+  Var<R, D> h;      // (B, D) = [Re Y ; Im Y]
 };
 
-template <RealScalar R> struct FusionOut {
-  Var<R> out, out_a, out_g;
+template <RealScalar R, class D = CpuDevice> struct FusionOut {
+  Var<R, D> out, out_a, out_g;
 };
 
 // The four fusions of spec §3.2 and their unimodal logits (OGM-GE convention).
-template <RealScalar R>
+template <RealScalar R, class D = CpuDevice>
 class Fusion {
  public:
   Fusion(const ModelConfig& cfg, Generator& g) : kind(cfg.fusion), dim_(cfg.fused_dim()) {
     const std::int64_t d = dim_, k = cfg.classes;
     switch (kind) {
       case FusionKind::concat:
-      case FusionKind::gated: fc_out = std::make_unique<nn::Linear<R>>(2 * d, k, g); break;
+      case FusionKind::gated: fc_out = std::make_unique<nn::Linear<R, D>>(2 * d, k, g); break;
       case FusionKind::sum:
-        fc_x = std::make_unique<nn::Linear<R>>(d, k, g);
-        fc_y = std::make_unique<nn::Linear<R>>(d, k, g);
+        fc_x = std::make_unique<nn::Linear<R, D>>(d, k, g);
+        fc_y = std::make_unique<nn::Linear<R, D>>(d, k, g);
         break;
       case FusionKind::film:
-        fc_x = std::make_unique<nn::Linear<R>>(d, 2 * d, g);
-        fc_y = std::make_unique<nn::Linear<R>>(d, 2 * d, g);
-        fc_out = std::make_unique<nn::Linear<R>>(2 * d, k, g);
+        fc_x = std::make_unique<nn::Linear<R, D>>(d, 2 * d, g);
+        fc_y = std::make_unique<nn::Linear<R, D>>(d, 2 * d, g);
+        fc_out = std::make_unique<nn::Linear<R, D>>(2 * d, k, g);
         break;
     }
   }
 
-  FusionOut<R> forward(const Var<R>& ha, const Var<R>& hg, nn::Context& ctx) {
+  FusionOut<R, D> forward(const Var<R, D>& ha, const Var<R, D>& hg, nn::Context& ctx) {
     const R half = R(0.5);
     if (kind == FusionKind::sum) {
       auto oa = linear(ha, fc_x->weight, scale(fc_x->bias, half));
@@ -278,7 +278,7 @@ class Fusion {
       auto out = add(fc_x->forward(ha, ctx), fc_y->forward(hg, ctx));
       return {out, oa, og};
     }
-    Var<R> xa = ha, yg = hg;  // the (possibly modulated) features entering fc_out
+    Var<R, D> xa = ha, yg = hg;  // the (possibly modulated) features entering fc_out
     if (kind == FusionKind::film) {
       auto fa = split(fc_x->forward(ha, ctx), {dim_, dim_}, 1);  // γ_a, β_a
       auto fg = split(fc_y->forward(hg, ctx), {dim_, dim_}, 1);  // γ_g, β_g
@@ -290,40 +290,40 @@ class Fusion {
     }
     auto& U = fc_out->weight;
     auto c2 = scale(fc_out->bias, half);
-    auto out = linear(concat(std::vector<Var<R>>{xa, yg}, 1), U, fc_out->bias);
+    auto out = linear(concat(std::vector<Var<R, D>>{xa, yg}, 1), U, fc_out->bias);
     auto oa = linear(xa, slice(U, 1, 0, dim_), c2);
     auto og = linear(yg, slice(U, 1, dim_, dim_), c2);
     return {out, oa, og};
   }
 
-  void collect(const std::string& p, nn::StateLists<R>& out) {
+  void collect(const std::string& p, nn::StateLists<R, D>& out) {
     if (fc_x) fc_x->collect(p + "fc_x.", out);
     if (fc_y) fc_y->collect(p + "fc_y.", out);
     if (fc_out) fc_out->collect(p + "fc_out.", out);
   }
 
   FusionKind kind;
-  std::unique_ptr<nn::Linear<R>> fc_x, fc_y, fc_out;
+  std::unique_ptr<nn::Linear<R, D>> fc_x, fc_y, fc_out;
 
  private:
   std::int64_t dim_;
 };
 
-template <RealScalar R> struct ModelOut {
-  Var<R> out, out_a, out_g;  // fused and unimodal logits (B, K)
-  Var<R> theta_a, theta_g;   // phases (B, D/2)
-  Var<R> h_a, h_g;           // fused features (B, D), e.g. for linear probes
+template <RealScalar R, class D = CpuDevice> struct ModelOut {
+  Var<R, D> out, out_a, out_g;  // fused and unimodal logits (B, K)
+  Var<R, D> theta_a, theta_g;   // phases (B, D/2)
+  Var<R, D> h_a, h_g;           // fused features (B, D), e.g. for linear probes
 };
 
-template <RealScalar R>
+template <RealScalar R, class D = CpuDevice>
 class ErlmrModel {
  public:
   ErlmrModel(const ModelConfig& cfg, Generator& g)
       : cfg(validated(cfg)),
         enc_a(make_encoder(cfg, cfg.input_a, g)),
         enc_g(make_encoder(cfg, cfg.input_g, g)),
-        mu1(nn::param(Tensor<R>::ones(Shape{1, cfg.phase_channels(), 1}))),
-        mu2(nn::param(Tensor<R>::ones(Shape{1, cfg.phase_channels(), 1}))),
+        mu1(nn::param(Tensor<R, D>::ones(Shape{1, cfg.phase_channels(), 1}))),
+        mu2(nn::param(Tensor<R, D>::ones(Shape{1, cfg.phase_channels(), 1}))),
         im(cfg.feature_dim(), cfg.projection_dim(), g),
         fusion(cfg, g) {}
 
@@ -334,7 +334,7 @@ class ErlmrModel {
   }
 
   // Euler block of one modality: phases A (B, C, P) and modulus μ (1, C, 1).
-  EulerOut<R> euler_block(const Var<R>& A, const Var<R>& mu, nn::Context& ctx) {
+  EulerOut<R, D> euler_block(const Var<R, D>& A, const Var<R, D>& mu, nn::Context& ctx) {
     const std::int64_t B = A.shape()[0];
     auto z = reshape(euler(mu, A), {B, cfg.feature_dim()});
     const double p = cfg.dropout * ctx.dropout_scale;
@@ -343,7 +343,7 @@ class ErlmrModel {
       z = dropout(z, p, true, *ctx.rng);
     }
     auto y = crelu(linear(z, im.weight, im.bias));
-    return {arg(y), concat(std::vector<Var<R>>{real(y), imag(y)}, 1)};
+    return {arg(y), concat(std::vector<Var<R, D>>{real(y), imag(y)}, 1)};
   }
 
   // Both modalities' Euler blocks at once: the two (B, D) complex feature matrices are
@@ -352,11 +352,11 @@ class ErlmrModel {
   // modalities, real and imaginary rows) backward. Row for row the values equal two
   // separate euler_block calls, and the dropout masks are the same (a's elements take the
   // counters first, as when a is processed before g).
-  std::pair<EulerOut<R>, EulerOut<R>> euler_pair(const Var<R>& Aa, const Var<R>& Ag, nn::Context& ctx) {
+  std::pair<EulerOut<R, D>, EulerOut<R, D>> euler_pair(const Var<R, D>& Aa, const Var<R, D>& Ag, nn::Context& ctx) {
     const std::int64_t B = Aa.shape()[0];
     auto za = reshape(euler(mu1, Aa), {B, cfg.feature_dim()});
     auto zg = reshape(euler(mu2, Ag), {B, cfg.feature_dim()});
-    auto z = concat(std::vector<Var<std::complex<R>>>{za, zg}, 0);
+    auto z = concat(std::vector<Var<std::complex<R>, D>>{za, zg}, 0);
     const double p = cfg.dropout * ctx.dropout_scale;
     if (ctx.training && p > 0) {
       if (!ctx.rng) throw std::logic_error("ErlmrModel: training forward pass without a Generator in the Context");
@@ -364,11 +364,11 @@ class ErlmrModel {
     }
     auto y = crelu(linear(z, im.weight, im.bias));                              // (2B, D/2)
     auto theta = arg(y);
-    auto h = concat(std::vector<Var<R>>{real(y), imag(y)}, 1);                  // (2B, D)
+    auto h = concat(std::vector<Var<R, D>>{real(y), imag(y)}, 1);                  // (2B, D)
     return {{slice(theta, 0, 0, B), slice(h, 0, 0, B)}, {slice(theta, 0, B, B), slice(h, 0, B, B)}};
   }
 
-  ModelOut<R> forward(const Var<R>& x1, const Var<R>& x2, nn::Context& ctx) {
+  ModelOut<R, D> forward(const Var<R, D>& x1, const Var<R, D>& x2, nn::Context& ctx) {
     if (x1.shape()[0] != x2.shape()[0])
       throw ShapeError("ErlmrModel: modalities have different batch sizes: " + shapes_str(x1.shape(), x2.shape()));
     auto [ea, eg] = euler_pair(enc_a->forward(x1, ctx), enc_g->forward(x2, ctx), ctx);
@@ -377,8 +377,8 @@ class ErlmrModel {
   }
 
   // Every parameter and buffer under its PyTorch state_dict name.
-  nn::StateLists<R> state() {
-    nn::StateLists<R> s;
+  nn::StateLists<R, D> state() {
+    nn::StateLists<R, D> s;
     enc_a->collect(encoder_prefix(0), s);
     enc_g->collect(encoder_prefix(1), s);
     s.params.push_back({"mu1", mu1});
@@ -388,23 +388,23 @@ class ErlmrModel {
     return s;
   }
   // Θ of spec §3.4: both encoders, μ_a, μ_g (see docs/method.md), W and b — not the fusion layer.
-  std::vector<Var<R>> shared_parameters() {
-    std::vector<Var<R>> out;
+  std::vector<Var<R, D>> shared_parameters() {
+    std::vector<Var<R, D>> out;
     for (auto& p : state().params)
       if (p.name.rfind("fusion.", 0) != 0) out.push_back(p.var);
     return out;
   }
-  std::vector<Var<R>> parameters() {
-    std::vector<Var<R>> out;
+  std::vector<Var<R, D>> parameters() {
+    std::vector<Var<R, D>> out;
     for (auto& p : state().params) out.push_back(p.var);
     return out;
   }
 
   ModelConfig cfg;
-  std::unique_ptr<Encoder<R>> enc_a, enc_g;  // modality a (x1) and g (x2)
-  Var<R> mu1, mu2;
-  nn::Linear<R> im;
-  Fusion<R> fusion;
+  std::unique_ptr<Encoder<R, D>> enc_a, enc_g;  // modality a (x1) and g (x2)
+  Var<R, D> mu1, mu2;
+  nn::Linear<R, D> im;
+  Fusion<R, D> fusion;
 
  private:
   static const ModelConfig& validated(const ModelConfig& c) {
@@ -416,9 +416,9 @@ class ErlmrModel {
     }
     return c;
   }
-  static std::unique_ptr<Encoder<R>> make_encoder(const ModelConfig& c, const std::vector<std::int64_t>& input, Generator& g) {
-    if (c.arch == Arch::sensor) return std::make_unique<SensorEncoder<R>>(c, g);
-    return make_general_encoder<R>(input, c.width, g);
+  static std::unique_ptr<Encoder<R, D>> make_encoder(const ModelConfig& c, const std::vector<std::int64_t>& input, Generator& g) {
+    if (c.arch == Arch::sensor) return std::make_unique<SensorEncoder<R, D>>(c, g);
+    return make_general_encoder<R, D>(input, c.width, g);
   }
 };
 

@@ -22,20 +22,20 @@ inline StepMode parse_step_mode(const std::string& s) {
   throw std::invalid_argument("unknown step mode '" + s + "' (expected fused or faithful)");
 }
 
-template <RealScalar R> struct StepResult {
-  ModelOut<R> fwd;          // the pass whose outputs are reported (C in faithful mode; A's unimodal logits)
+template <RealScalar R, class D = CpuDevice> struct StepResult {
+  ModelOut<R, D> fwd;          // the pass whose outputs are reported (C in faithful mode; A's unimodal logits)
   double loss_ce = 0, loss_phase = 0, loss_uni = 0, loss_ce_a = 0, loss_ce_g = 0, gamma = 0, loss = 0;
 };
 
-template <RealScalar R> double value_of(const Var<R>& v) { return double(v.item()); }
+template <RealScalar R, class D> double value_of(const Var<R, D>& v) { return double(v.item()); }
 
 // Runs the step and leaves the gradient of L in every parameter's grad() (accumulated;
 // zero the gradients first). Returns the loss terms and γ.
-template <RealScalar R>
-StepResult<R> erlmr_step(ErlmrModel<R>& model, const Var<R>& x1, const Var<R>& x2, const std::vector<std::int64_t>& y,
+template <RealScalar R, class D>
+StepResult<R, D> erlmr_step(ErlmrModel<R, D>& model, const Var<R, D>& x1, const Var<R, D>& x2, const std::vector<std::int64_t>& y,
                          nn::Context& ctx, StepMode mode = StepMode::fused) {
   const auto theta = model.shared_parameters();
-  StepResult<R> r;
+  StepResult<R, D> r;
   if (mode == StepMode::fused) {
     auto f = model.forward(x1, x2, ctx);
     auto l_ce = cross_entropy(f.out, y);
@@ -61,7 +61,7 @@ StepResult<R> erlmr_step(ErlmrModel<R>& model, const Var<R>& x1, const Var<R>& x
   auto fa = model.forward(x1, x2, ctx);  // pass A: unimodal logits
   auto l_a = cross_entropy(fa.out_a, y), l_g = cross_entropy(fa.out_g, y);
   double l1;
-  std::vector<Tensor<R>> g1;
+  std::vector<Tensor<R, D>> g1;
   {
     auto fb = model.forward(x1, x2, ctx);  // pass B: L_CE for g1
     auto l_ce_b = cross_entropy(fb.out, y);
