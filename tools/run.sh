@@ -26,6 +26,19 @@ case "$what" in
   test)
     build build -DERLMR_BUILD_BENCH=OFF
     (cd build && ctest --output-on-failure -j "$jobs")
+    # The CUDA variant, whenever nvcc is present: kernels (sm_90 + PTX), the CUDA test program,
+    # and its run (which reports "skipped", with the reason, on a machine without a GPU).
+    nvcc=$(command -v nvcc || true)
+    [ -z "$nvcc" ] && [ -x /usr/local/cuda/bin/nvcc ] && nvcc=/usr/local/cuda/bin/nvcc
+    if [ -n "$nvcc" ]; then
+      cmake -S . -B build-cuda -DCMAKE_BUILD_TYPE=Release -DERLMR_CUDA=ON -DCMAKE_CUDA_COMPILER="$nvcc" \
+        -DERLMR_BUILD_BENCH=OFF -DERLMR_BUILD_EXAMPLES=OFF -DERLMR_BUILD_TOOLS=OFF > build-cuda.configure.log 2>&1 \
+        || { cat build-cuda.configure.log; exit 1; }
+      cmake --build build-cuda -j "$jobs" --target erlmr_cuda test_cuda
+      (cd build-cuda && ctest --output-on-failure -R '^test_cuda$')
+    else
+      echo "nvcc not found: the CUDA variant is not built (docs/cuda.md)"
+    fi
     # Sanitizers: the same suite built with -O1 -fsanitize=address,undefined (line tables only:
     # full debug info doubles the build time on 2 cores; reports still name file and line).
     build build-asan -DCMAKE_BUILD_TYPE=RelWithDebInfo "-DCMAKE_CXX_FLAGS_RELWITHDEBINFO=-O1 -g1" \
