@@ -1,5 +1,6 @@
 #!/usr/bin/python3
-"""Time one configuration of the ERL-MR sensor model in PyTorch on the CPU.
+"""Time one configuration of the ERL-MR sensor model in PyTorch on the CPU (or, with
+--device cuda, on the GPU: every timed step ends with torch.cuda.synchronize()).
 
 Float32, window T = 200, 12 classes, concat fusion, dropout 0.5, random inputs (fixed per run).
 Training configurations time the whole step (forward passes, the min-norm gradients, the final
@@ -44,16 +45,19 @@ def main():
     ap.add_argument("--T", type=int, default=200)
     ap.add_argument("--classes", type=int, default=12)
     ap.add_argument("--seed", type=int, default=42)
+    ap.add_argument("--device", default="cpu", help="cpu or cuda")
     args = ap.parse_args()
 
     torch.set_num_threads(args.threads)
     torch.manual_seed(args.seed)
     mode, batch = CONFIGS[args.config]
 
-    model = erlmr_torch.ERLMRNet(T=args.T, num_classes=args.classes, fusion="concat")
-    x1 = torch.randn(batch, 1, 3, args.T)
-    x2 = torch.randn(batch, 1, 3, args.T)
-    y = torch.randint(0, args.classes, (batch,))
+    dev = torch.device(args.device)
+    model = erlmr_torch.ERLMRNet(T=args.T, num_classes=args.classes, fusion="concat").to(dev)
+    x1 = torch.randn(batch, 1, 3, args.T).to(dev)
+    x2 = torch.randn(batch, 1, 3, args.T).to(dev)
+    y = torch.randint(0, args.classes, (batch,)).to(dev)
+    sync = torch.cuda.synchronize if dev.type == "cuda" else (lambda: None)
 
     if mode == "infer":
         model.eval()
@@ -70,10 +74,12 @@ def main():
 
     for _ in range(args.warmup):
         step()
+    sync()
     steps = 0
     t0 = time.perf_counter()
     while True:
         step()
+        sync()
         steps += 1
         elapsed = time.perf_counter() - t0
         if elapsed >= args.seconds and steps >= args.min_steps:
@@ -82,6 +88,7 @@ def main():
     peak_kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # KiB on Linux
     print(json.dumps({
         "config": args.config,
+        "device": args.device,
         "ms_per_step": round(ms, 4),
         "samples_per_s": round(batch * 1e3 / ms, 2),
         "peak_rss_mb": round(peak_kb / 1024.0, 1),

@@ -3,10 +3,10 @@
 // A device is a plain struct of static functions, in the manner of Eigen's
 // DefaultDevice: allocate, deallocate, copy, fill, parallel_for, num_threads.
 // Storage and kernels are templated on the device type; op code that only uses
-// these functions (and Eigen maps on host devices) is device-agnostic. A CUDA
-// device would provide the same members in its own header, compiled only by
-// the CUDA build, plus its own kernels for the ops (selected by overload on the
-// device type, never by a runtime switch).
+// these functions (and Eigen maps on host devices) is device-agnostic. The CUDA
+// device (erlmr/cuda/device.hpp, optional) provides the same members plus its own
+// kernels for the ops, selected by overload on the device type, never by a
+// runtime switch.
 #pragma once
 #include <algorithm>
 #include <concepts>
@@ -116,6 +116,9 @@ class HostBlockCache {
   std::uint64_t hits_ = 0, misses_ = 0;
 };
 
+// add_inplace(dst, src, n) (dst += src, used by the tape to accumulate adjoints) and
+// fill(p, n, v) are also expected of every device; they are templates, so the concept
+// cannot name them.
 struct CpuDevice {
   static constexpr bool is_host = true;
   static constexpr std::size_t kAlignment = HostBlockCache::kAlignment;  // a cache line; enough for AVX-512
