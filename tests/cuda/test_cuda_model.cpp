@@ -80,10 +80,8 @@ TEST_CASE_TEMPLATE("CUDA: a short ERL-MR training run gives the CPU's numbers", 
   cfg.dropout = 0.3;
   Generator init(5);
   erl::ErlmrModel<R> cpu(cfg, init);
-  erl::ErlmrModel<R, CudaDevice> gpu(cfg, init);
-  auto sc = cpu.state();
-  auto sg = gpu.state();
-  nn::copy_state(sc, sg);
+  auto moved = cpu.template to<CudaDevice>();  // the model moves in one call
+  auto& gpu = *moved;
   optim::SGD<R> oc(0.05, 0.9);
   optim::CudaSGD<R> og(0.05, 0.9);
   oc.add_params(cpu.parameters());

@@ -190,6 +190,39 @@ TEST_CASE("checkpoint: state round trip through .npz, strict loading errors name
   std::filesystem::remove(path);
 }
 
+TEST_CASE("model.to<D>() copies every parameter, buffer and counter; copy_state checks names and shapes") {
+  Generator g(3);
+  auto cfg = tiny();
+  ErlmrModel<double> a(cfg, g);
+  a.im.bias.mutable_grad();  // untouched by the move
+  {
+    nn::Context ctx{true, nullptr, 0.0};  // one training pass moves the batch-norm statistics and counters
+    Var<double> x1(Tensor<double>::randn(Shape{4, 1, 3, cfg.window}, g)), x2(Tensor<double>::randn(Shape{4, 1, 3, cfg.window}, g));
+    a.forward(x1, x2, ctx);
+  }
+  auto b = a.to<CpuDevice>();
+  auto sa = a.state(), sb = b->state();
+  REQUIRE(sa.params.size() == sb.params.size());
+  for (std::size_t i = 0; i < sa.params.size(); ++i) {
+    CHECK(sa.params[i].name == sb.params[i].name);
+    CHECK(test::bitwise_equal(sa.params[i].var.value(), sb.params[i].var.value()));
+    CHECK_FALSE(sa.params[i].var.value().shares_storage(sb.params[i].var.value()));
+    CHECK(sb.params[i].var.requires_grad());
+  }
+  for (std::size_t i = 0; i < sa.buffers.size(); ++i) CHECK(test::bitwise_equal(sa.buffers[i].tensor, sb.buffers[i].tensor));
+  for (std::size_t i = 0; i < sa.counters.size(); ++i) CHECK(sa.counters[i].tensor.item() == sb.counters[i].tensor.item());
+  // Same outputs in evaluation mode.
+  nn::Context ev{false, nullptr, 1.0};
+  Var<double> x1(Tensor<double>::randn(Shape{2, 1, 3, cfg.window}, g)), x2(Tensor<double>::randn(Shape{2, 1, 3, cfg.window}, g));
+  CHECK(test::bitwise_equal(a.forward(x1, x2, ev).out.value(), b->forward(x1, x2, ev).out.value()));
+  // A model of another configuration is refused, naming what differs.
+  auto other_cfg = cfg;
+  other_cfg.fusion = FusionKind::sum;
+  ErlmrModel<double> c(other_cfg, g);
+  auto sc = c.state();
+  CHECK_THROWS_WITH_AS(nn::copy_state(sa, sc), doctest::Contains("copy_state"), std::invalid_argument);
+}
+
 #ifdef ERLMR_CLI_PATH
 TEST_CASE("erlmr step reproduces both fixtures to 1e-8 through the command line") {
   for (std::string fusion : {"concat", "sum"}) {

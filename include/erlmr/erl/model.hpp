@@ -387,6 +387,17 @@ class ErlmrModel {
     fusion.collect("fusion.", s);
     return s;
   }
+  // The same model on device D2 (parameters, buffers and counters copied): how a model
+  // moves between devices in one call, e.g. model.to<CudaDevice>() after building or
+  // loading it on the CPU. The new model's initial draws are overwritten by the copy.
+  template <class D2> std::unique_ptr<ErlmrModel<R, D2>> to() {
+    Generator unused(0);
+    auto m = std::make_unique<ErlmrModel<R, D2>>(cfg, unused);
+    auto dst = m->state();
+    nn::copy_state(state(), dst);
+    return m;
+  }
+
   // Θ of spec §3.4: both encoders, μ_a, μ_g (see docs/method.md), W and b — not the fusion layer.
   std::vector<Var<R, D>> shared_parameters() {
     std::vector<Var<R, D>> out;
