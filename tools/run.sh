@@ -39,6 +39,13 @@ case "$what" in
     else
       echo "nvcc not found: the CUDA variant is not built (docs/cuda.md)"
     fi
+    # The same CUDA test program on a CPU emulation of the CUDA runtime and cuBLAS
+    # (tools/cuda_emu): runs every kernel and the device ops and autograd on any machine.
+    # The emulator's self-test first: it must catch the faults it claims to catch.
+    EMU_BUILD="$(pwd)/build-cuda-emu" bash tools/cuda_emu/run.sh --selftest > build-cuda-emu.selftest.log 2>&1 \
+      || { cat build-cuda-emu.selftest.log; exit 1; }
+    tail -n 1 build-cuda-emu.selftest.log
+    EMU_OPT=-O1 EMU_BUILD="$(pwd)/build-cuda-emu" bash tools/cuda_emu/run.sh
     # Sanitizers: the same suite built with -O1 -fsanitize=address,undefined (line tables only:
     # full debug info doubles the build time on 2 cores; reports still name file and line).
     build build-asan -DCMAKE_BUILD_TYPE=RelWithDebInfo "-DCMAKE_CXX_FLAGS_RELWITHDEBINFO=-O1 -g1" \

@@ -3,7 +3,7 @@
 set -euo pipefail
 pkgs=(cmake g++ make libeigen3-dev libxsimd-dev doctest-dev libbenchmark-dev zlib1g-dev
       libcli11-dev nlohmann-json3-dev clang libclang-rt-14-dev
-      espeak-ng libespeak-ng-dev dataset-fashion-mnist)
+      espeak-ng libespeak-ng-dev dataset-fashion-mnist python3)
 missing=()
 for p in "${pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -27,7 +27,7 @@ __global__ void gram_partial(const R* a, const R* b, std::int64_t n, double* par
   s[1][threadIdx.x] = v12;
   s[2][threadIdx.x] = v22;
   __syncthreads();
-  for (int w = kBlock / 2; w > 0; w >>= 1) {
+  for (unsigned w = kBlock / 2; w > 0; w >>= 1) {
     if (threadIdx.x < w)
       for (int k = 0; k < 3; ++k) s[k][threadIdx.x] += s[k][threadIdx.x + w];
     __syncthreads();
@@ -43,7 +43,7 @@ __global__ void gram_final(const double* partial, std::int64_t chunks, double* o
     for (int k = 0; k < 3; ++k) v[k] += partial[3 * c + k];
   for (int k = 0; k < 3; ++k) s[k][threadIdx.x] = v[k];
   __syncthreads();
-  for (int w = kBlock / 2; w > 0; w >>= 1) {
+  for (unsigned w = kBlock / 2; w > 0; w >>= 1) {
     if (threadIdx.x < w)
       for (int k = 0; k < 3; ++k) s[k][threadIdx.x] += s[k][threadIdx.x + w];
     __syncthreads();

@@ -132,18 +132,24 @@ def rewrite(src, path):
         semi = src.index(';', e)
         base = re.sub(r'<.*', '', callee.replace(' ', '').replace('\n', '')).split('::')[-1]
         coop = 'true' if base in barrier else 'false'
+        lb = bounds.get(base, '0')
+        qual = re.sub(r'<.*', '', callee.replace(' ', '').replace('\n', ''))
+        if '::' in qual and re.fullmatch(r'[A-Za-z_]\w*', lb):
+            lb = qual.rsplit('::', 1)[0] + '::' + lb  # the bound named in the kernel's namespace
         line = src.count('\n', 0, s) + 1
         text = ('::emu::launch(%s, "%s", "%s:%d", %s, %s, %s, %s, %s, '
                 '[](auto... emu_a) { %s(emu_a...); }%s);'
-                % (coop, base, path, line, cfg[0], cfg[1], cfg[2], cfg[3], bounds.get(base, '0'),
+                % (coop, base, path, line, cfg[0], cfg[1], cfg[2], cfg[3], lb,
                    ' '.join(callee.split()), (', ' + args) if args else ''))
         out.append(src[pos:s])
         out.append(text.replace('\n', ' ') + '\n' * src.count('\n', s, semi + 1))
         pos = semi + 1
     res = ''.join(out)
     res = re.sub(r'__shared__\s+([^;]*?)\s*\b(\w+)\s*((?:\[[^\]]*\]\s*)+);',
-                 lambda m: 'static %s %s%s; ::emu::shared_poison(&%s, sizeof(%s));'
-                 % (m.group(1), m.group(2), m.group(3), m.group(2), m.group(2)), res)
+                 lambda m: '%sstatic %s %s%s; ::emu::shared_poison(&%s, sizeof(%s));'
+                 % (''.join(re.findall(r'alignas\s*\([^)]*\)\s*', m.group(1))),  # g++: alignas before static
+                    re.sub(r'alignas\s*\([^)]*\)\s*', '', m.group(1)), m.group(2), m.group(3), m.group(2),
+                    m.group(2)), res)
     res = re.sub(r'#\s*pragma\s+unroll[^\n]*', '', res)
     return '#line 1 "%s"\n' % path + res, sorted(barrier & set(funcs))
 

@@ -111,7 +111,7 @@ inline void check_operand(const char* gemm, const char* name, const void* p, std
   if (!a) fatal(std::string(gemm) + ": operand " + name + " is not a device pointer");
   const std::size_t off = static_cast<const char*>(p) - a->base;
   const std::size_t last = static_cast<std::size_t>((cols - 1) * ld + rows - 1);  // elements
-  if (off + (last + 1) * elt > a->rounded)
+  if (off + (last + 1) * elt > a->size)
     fatal(std::string(gemm) + ": operand " + name + " (" + std::to_string(rows) + "x" + std::to_string(cols) +
           ", ld " + std::to_string(ld) + ") extends past its device allocation (" + std::to_string(a->size) +
           " bytes, operand at byte offset " + std::to_string(off) + ")");

@@ -81,8 +81,16 @@ inline void __syncthreads() {
 
 namespace emu {
 
+// Shared memory starts as garbage in every block: the first thread of a block (in
+// execution order) to reach a __shared__ declaration refills the array with 0xFF.
+inline thread_local std::uint64_t block_epoch = 0;
 template <class T> void shared_poison(T* p, std::size_t bytes) {
-  if (threadIdx.x == 0 && threadIdx.y == 0 && threadIdx.z == 0) std::memset(static_cast<void*>(p), 0xFF, bytes);
+  static thread_local std::map<const void*, std::uint64_t> seen;
+  auto& e = seen[static_cast<const void*>(p)];
+  if (e != block_epoch) {
+    e = block_epoch;
+    std::memset(static_cast<void*>(p), 0xFF, bytes);
+  }
 }
 
 template <class A> void check_arg(const char* kernel, int i, const A& a) {
@@ -96,15 +104,25 @@ template <class A> void open_arg(OpenSet& o, const A& a) {
   if constexpr (std::is_pointer_v<A> && !std::is_function_v<std::remove_pointer_t<A>>) o.add(a);
 }
 
+// EMU_ORDER=reverse runs blocks and threads in reverse order (results of a race-free
+// kernel cannot depend on it; compare runs to expose order dependence).
+inline const bool reverse_order = [] {
+  const char* e = std::getenv("EMU_ORDER");
+  return e && std::string(e) == "reverse";
+}();
+inline unsigned ord(unsigned i, unsigned n) { return reverse_order ? n - 1 - i : i; }
+
 inline void run_block_sequential(dim3 block, const std::function<void()>& body) {
   for (unsigned z = 0; z < block.z; ++z)
     for (unsigned y = 0; y < block.y; ++y)
       for (unsigned x = 0; x < block.x; ++x) {
-        threadIdx = uint3{x, y, z};
+        threadIdx = uint3{ord(x, block.x), ord(y, block.y), ord(z, block.z)};
         body();
       }
 }
 
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wclobbered"
 inline void run_block_fibers(dim3 block, std::function<void()>& body, const char* kernel) {
   static thread_local std::vector<char*> stacks;
   const unsigned nt = block.x * block.y * block.z;
@@ -131,7 +149,8 @@ inline void run_block_fibers(dim3 block, std::function<void()>& body, const char
   block_run = &br;
   for (;;) {
     unsigned alive = 0, waiting = 0;
-    for (unsigned t = 0; t < nt; ++t) {
+    for (unsigned u = 0; u < nt; ++u) {
+      const unsigned t = ord(u, nt);
       Fiber& f = br.fibers[t];
       if (f.done || f.at_barrier) continue;
       br.current = static_cast<int>(t);
@@ -152,7 +171,10 @@ inline void run_block_fibers(dim3 block, std::function<void()>& body, const char
     ++br.barriers;
   }
   block_run = saved;
+  ++state().fiber_blocks;
+  state().barriers += br.barriers;
 }
+#pragma GCC diagnostic pop
 
 // The launch: checks the configuration now (errors go to cudaGetLastError), queues the run.
 template <class K, class... A>
@@ -186,6 +208,7 @@ void launch(bool cooperative, const char* kernel, const char* where, dim3 grid, 
   enqueue([=]() mutable {
     auto& st = state();
     st.current_op = std::string("kernel ") + kernel + " launched at " + where;
+    ++st.runs[kernel];
     OpenSet o;
     std::apply([&](const auto&... a) { (open_arg(o, a), ...); }, tup);
     std::function<void()> body = [&] { std::apply(k, tup); };
@@ -196,7 +219,8 @@ void launch(bool cooperative, const char* kernel, const char* where, dim3 grid, 
     for (unsigned z = 0; z < grid.z; ++z)
       for (unsigned y = 0; y < grid.y; ++y)
         for (unsigned x = 0; x < grid.x; ++x) {
-          blockIdx = uint3{x, y, z};
+          blockIdx = uint3{ord(x, grid.x), ord(y, grid.y), ord(z, grid.z)};
+          ++block_epoch;
           if (cooperative) run_block_fibers(block, body, kernel);
           else run_block_sequential(block, body);
         }

@@ -135,10 +135,29 @@ struct State {
   std::string current_op;  // the device operation running now (for diagnostics)
   std::uint64_t serial = 0, launches = 0, mallocs = 0, gemms = 0;
   std::set<CUstream_st*> streams;
+  std::map<std::string, long> runs;  // kernel name -> blocks-of-work executed (launches run)
+  long fiber_blocks = 0, barriers = 0;
 };
+void print_stats();
 inline State& state() {
-  static State* s = new State();
+  static State* s = [] {
+    auto* p = new State();
+    std::atexit(print_stats);
+    return p;
+  }();
   return *s;
+}
+inline void print_stats() {
+  auto& st = state();
+  long runs = 0;
+  for (auto& [k, v] : st.runs) runs += v;
+  std::fprintf(stderr,
+               "CUDA-EMU: %ld kernel launches run (%zu distinct kernels), %ld blocks run as fibers with %ld "
+               "barriers, %llu GEMMs, %llu cudaMallocs, %zu allocations live\n",
+               runs, st.runs.size(), st.fiber_blocks, st.barriers, (unsigned long long)st.gemms,
+               (unsigned long long)st.mallocs, st.allocs.size());
+  if (std::getenv("EMU_STATS"))
+    for (auto& [k, v] : st.runs) std::fprintf(stderr, "  %8ld  %s\n", v, k.c_str());
 }
 inline thread_local cudaError_t last_error = cudaSuccess;
 
@@ -404,7 +423,7 @@ inline bool device_range(const void* p, std::size_t bytes, const char* what) {
   Alloc* a = find_alloc(p);
   if (!a) return false;
   const std::size_t off = static_cast<const char*>(p) - a->base;
-  if (off + bytes > a->rounded)
+  if (off + bytes > a->size)
     fatal(std::string(what) + ": " + std::to_string(bytes) + " bytes at offset " + std::to_string(off) +
           " run past the end of a device allocation of " + std::to_string(a->size) + " bytes");
   return true;
