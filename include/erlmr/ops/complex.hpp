@@ -78,7 +78,7 @@ template <RealScalar R> Var<R> abs(const Var<std::complex<R>>& z) {
     const C* zv = z.value().data();
     for (std::int64_t i = 0; i < gz.numel(); ++i)
       gz.data()[i] = s.data()[i] > R(0) ? zv[i] * (g.data()[i] / s.data()[i]) : C(0);
-    add_grad(z, gz);
+    add_grad(z, std::move(gz));
   }, z);
 }
 // arg z = atan2(y, x): ∂/∂x = −y/|z|², ∂/∂y = x/|z|² ⇒ G_z = G·(−y + i·x)/|z|² = i·G·z/|z|².
@@ -97,7 +97,7 @@ template <RealScalar R> Var<R> arg(const Var<std::complex<R>>& z) {
       const R r2 = std::norm(zv[i]);
       gz.data()[i] = r2 > R(0) ? C(-zv[i].imag(), zv[i].real()) * (g.data()[i] / r2) : C(0);
     }
-    add_grad(z, gz);
+    add_grad(z, std::move(gz));
   }, z);
 }
 // CReLU(z) = relu(x) + i·relu(y) ⇒ G_z = Re(G)·1[x > 0] + i·Im(G)·1[y > 0].
@@ -111,7 +111,7 @@ template <RealScalar R> Var<std::complex<R>> crelu(const Var<std::complex<R>>& z
     const C* zv = z.value().data();
     for (std::int64_t i = 0; i < gz.numel(); ++i)
       gz.data()[i] = C(zv[i].real() > R(0) ? g.data()[i].real() : R(0), zv[i].imag() > R(0) ? g.data()[i].imag() : R(0));
-    add_grad(z, gz);
+    add_grad(z, std::move(gz));
   }, z);
 }
 

@@ -72,14 +72,23 @@ template <class T> Tensor<T> im2col(const Tensor<T>& x, const Conv2dGeometry& g)
 }
 
 // Adjoint of im2col: scatter-adds columns back into an (N, C, H, W) tensor.
-// Parallel over (n, c) planes; within a plane the (i, j, y, x) order is fixed.
+// Parallel over (n, c) planes; within a plane the (i, j, y, x) order is fixed. Each plane
+// is zeroed by the thread that fills it (no serial memset of the whole tensor); a 1×1
+// kernel with stride 1 and no padding reads every input element exactly once, so its
+// planes are plain copies.
 template <class T> Tensor<T> col2im(const Tensor<T>& cols, const Conv2dGeometry& g, const Shape& xs) {
-  auto gx = Tensor<T>::zeros(xs);
-  const std::int64_t P = g.positions();
+  Tensor<T> gx(xs);
+  const std::int64_t P = g.positions(), hw = g.h * g.w;
+  const bool pointwise = g.kh == 1 && g.kw == 1 && g.sh == 1 && g.sw == 1 && g.ph == 0 && g.pw == 0;
   CpuDevice::parallel_for(g.n * g.c, 4, [&](std::int64_t p0, std::int64_t p1) {
     for (std::int64_t p = p0; p < p1; ++p) {
       const std::int64_t n = p / g.c, c = p % g.c;
-      T* plane = gx.data() + p * g.h * g.w;
+      T* plane = gx.data() + p * hw;
+      if (pointwise) {  // Ho = H, Wo = W: cols[c, n·HW + k] is the only contribution to plane[k]
+        std::copy_n(cols.data() + c * P + n * hw, hw, plane);
+        continue;
+      }
+      std::fill_n(plane, hw, T(0));
       for (std::int64_t i = 0; i < g.kh; ++i) {
         const auto [ylo, yhi] = valid_range(g.h, g.ho, g.sh, g.ph, i);
         for (std::int64_t j = 0; j < g.kw; ++j) {
@@ -131,7 +140,7 @@ Var<T> conv2d(const Var<T>& x, const Var<T>& w, const Var<T>& b = Var<T>(), std:
     if (w.requires_grad()) {
       Tensor<T> gw(w.shape());
       detail::gemm_into<T>(detail::mmat(gw, g.o, K), G, detail::cmat(cols, K, P).adjoint(), false);
-      add_grad(w, gw);
+      add_grad(w, std::move(gw));
     }
     if (x.requires_grad()) {
       Tensor<T> gc(Shape{K, P});
@@ -141,7 +150,7 @@ Var<T> conv2d(const Var<T>& x, const Var<T>& w, const Var<T>& b = Var<T>(), std:
     if (b.defined() && b.requires_grad()) {
       Tensor<T> gb(b.shape());
       for (std::int64_t k = 0; k < g.o; ++k) gb.data()[k] = G.row(k).sum();
-      add_grad(b, gb);
+      add_grad(b, std::move(gb));
     }
   };
   if (b.defined()) return record("conv2d", y, rule, x, w, b);

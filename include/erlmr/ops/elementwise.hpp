@@ -196,7 +196,7 @@ template <RealScalar T> Var<T> relu(const Var<T>& x) {
     const T* gv = g.data();
     T* o = gx.data();
     for (std::int64_t i = 0, n = g.numel(); i < n; ++i) o[i] = xv[i] > T(0) ? gv[i] : T(0);
-    add_grad(x, gx);
+    add_grad(x, std::move(gx));
   }, x);
 }
 // abs (real): f' = sign(x), 0 at 0.

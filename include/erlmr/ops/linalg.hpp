@@ -97,12 +97,12 @@ template <Scalar T> Var<T> matmul(const Var<T>& a, const Var<T>& b) {
     if (a.requires_grad()) {  // G_A = G·Bᴴ
       Tensor<T> ga(a.shape());
       detail::gemm_into<T>(detail::mmat(ga, m, k), G, detail::cmat(b.value(), k, n).adjoint(), false);
-      add_grad(a, ga);
+      add_grad(a, std::move(ga));
     }
     if (b.requires_grad()) {  // G_B = Aᴴ·G
       Tensor<T> gb(b.shape());
       detail::gemm_into<T>(detail::mmat(gb, k, n), detail::cmat(a.value(), m, k).adjoint(), G, false);
-      add_grad(b, gb);
+      add_grad(b, std::move(gb));
     }
   }, a, b);
 }
@@ -125,7 +125,7 @@ template <RealScalar R> Var<std::complex<R>> matmul(const Var<std::complex<R>>& 
     if (b.requires_grad()) {  // G_B = Re(A)ᵀRe(G) + Im(A)ᵀIm(G) = [Re A; Im A]ᵀ·[Re G; Im G]
       Tensor<R> gb(b.shape());
       detail::gemm_into<R>(detail::mmat(gb, k, n), detail::cmat(as, 2 * m, k).transpose(), detail::cmat(gs, 2 * m, n), false);
-      add_grad(b, gb);
+      add_grad(b, std::move(gb));
     }
   }, a, b);
 }
@@ -150,17 +150,17 @@ template <Scalar T> Var<T> linear(const Var<T>& x, const Var<T>& w, const Var<T>
     if (x.requires_grad()) {  // G_x = G·conj(W)
       Tensor<T> gx(x.shape());
       detail::gemm_into<T>(detail::mmat(gx, rows, in), G, detail::cmat(w.value(), out, in).conjugate(), false);
-      add_grad(x, gx);
+      add_grad(x, std::move(gx));
     }
     if (w.requires_grad()) {  // G_W = Gᵀ·conj(x)
       Tensor<T> gw(w.shape());
       detail::gemm_into<T>(detail::mmat(gw, out, in), G.transpose(), detail::cmat(x.value(), rows, in).conjugate(), false);
-      add_grad(w, gw);
+      add_grad(w, std::move(gw));
     }
     if (b.defined() && b.requires_grad()) {  // G_b = Σ_rows G (rows summed in order)
       Tensor<T> gb = Tensor<T>::zeros(b.shape());
       for (std::int64_t r = 0; r < rows; ++r) detail::mmat(gb, 1, out).row(0) += G.row(r);
-      add_grad(b, gb);
+      add_grad(b, std::move(gb));
     }
   };
   if (b.defined()) return record("linear", y, rule, x, w, b);
@@ -195,12 +195,12 @@ Var<std::complex<R>> linear(const Var<std::complex<R>>& x, const Var<R>& w, cons
     if (w.requires_grad()) {
       Tensor<R> gw(w.shape());
       detail::gemm_into<R>(detail::mmat(gw, out, in), G.transpose(), detail::cmat(xsk, 2 * rows, in), false);
-      add_grad(w, gw);
+      add_grad(w, std::move(gw));
     }
     if (b.defined() && b.requires_grad()) {
       Tensor<R> gb = Tensor<R>::zeros(b.shape());
       for (std::int64_t r = 0; r < 2 * rows; ++r) detail::mmat(gb, 1, out).row(0) += G.row(r);
-      add_grad(b, gb);
+      add_grad(b, std::move(gb));
     }
   };
   auto y = detail::unstack_parts(ysk, ys);

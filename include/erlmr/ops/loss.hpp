@@ -48,7 +48,7 @@ template <RealScalar T> Var<T> softmax(const Var<T>& x, int axis = -1) {
           gx.data()[j] = y.data()[j] * (g.data()[j] - dot);
         }
       }
-    add_grad(x, gx);
+    add_grad(x, std::move(gx));
   }, x);
 }
 
@@ -69,7 +69,7 @@ template <RealScalar T> Var<T> log_softmax(const Var<T>& x, int axis = -1) {
           gx.data()[j] = g.data()[j] - std::exp(y.data()[j]) * gs;
         }
       }
-    add_grad(x, gx);
+    add_grad(x, std::move(gx));
   }, x);
 }
 
@@ -94,7 +94,7 @@ template <RealScalar T> Var<T> cross_entropy(const Var<T>& logits, const std::ve
     for (std::int64_t b = 0; b < B; ++b)
       for (std::int64_t j = 0; j < K; ++j)
         gx.data()[b * K + j] = k * (std::exp(lp.data()[b * K + j]) - (j == labels[static_cast<std::size_t>(b)] ? T(1) : T(0)));
-    add_grad(logits, gx);
+    add_grad(logits, std::move(gx));
   }, logits);
 }
 
@@ -137,8 +137,8 @@ template <RealScalar T> Var<T> cosine_similarity(const Var<T>& a, const Var<T>& 
           gb.data()[j] = gr * (av[j] / (A * B) - kb * bv[j]);
         }
       }
-    add_grad(a, ga);
-    add_grad(b, gb);
+    add_grad(a, std::move(ga));
+    add_grad(b, std::move(gb));
   }, a, b);
 }
 

@@ -90,9 +90,9 @@ Var<T> batch_norm(const Var<T>& x, const Var<T>& gamma, const Var<T>& beta, cons
         }
       }
     });
-    add_grad(x, gx);
-    add_grad(gamma, gg);
-    add_grad(beta, gb);
+    add_grad(x, std::move(gx));
+    add_grad(gamma, std::move(gg));
+    add_grad(beta, std::move(gb));
   };
   return record("batch_norm", y, rule, x, gamma, beta);
 }
@@ -112,6 +112,10 @@ template <Scalar T> Var<T> dropout(const Var<T>& x, double p, bool training, Gen
   const std::int64_t total = parts * n;
   const std::uint32_t threshold = static_cast<std::uint32_t>(std::ceil(p * 16777216.0));  // keep iff (bits >> 8) >= p·2²⁴
   CpuDevice::parallel_for(total, 1 << 14, [&](std::int64_t b, std::int64_t e) {
+    // Locals, not the captured references: read through the capture, the compiler must
+    // assume the stores below may change them and emits a scalar load-compare-branch per mask.
+    const R ks = keep_scale;
+    const std::uint32_t thr = threshold;
     std::int64_t i = b;
     std::uint32_t w[4][Generator::kLanes];
     while (i < e) {
@@ -120,7 +124,7 @@ template <Scalar T> Var<T> dropout(const Var<T>& x, double p, bool training, Gen
         gen.blocks(c >> 2, w);
         R m[4][Generator::kLanes];  // compare in the blocks' SoA layout (vectorises) ...
         for (int k = 0; k < 4; ++k)
-          for (int j = 0; j < Generator::kLanes; ++j) m[k][j] = (w[k][j] >> 8) >= threshold ? keep_scale : R(0);
+          for (int j = 0; j < Generator::kLanes; ++j) m[k][j] = R((w[k][j] >> 8) >= thr) * ks;
         R* dst = mask.data() + i;  // ... then interleave: counter c + 4j + k is word k of block j
         for (int j = 0; j < Generator::kLanes; ++j)
           for (int k = 0; k < 4; ++k) dst[4 * j + k] = m[k][j];
@@ -128,7 +132,7 @@ template <Scalar T> Var<T> dropout(const Var<T>& x, double p, bool training, Gen
         continue;
       }
       const auto w1 = gen.block(c >> 2);
-      for (std::uint64_t k = c & 3; k < 4 && i < e; ++k, ++i) mask.data()[i] = (w1[k] >> 8) >= threshold ? keep_scale : R(0);
+      for (std::uint64_t k = c & 3; k < 4 && i < e; ++k, ++i) mask.data()[i] = R((w1[k] >> 8) >= thr) * ks;
     }
   });
   auto apply = [mask, n](const Tensor<T>& in) {  // elementwise, so any split is exact

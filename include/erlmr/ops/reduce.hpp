@@ -48,7 +48,7 @@ template <Scalar T> Var<T> sum(const Var<T>& x, int axis, bool keepdim = false) 
     for (std::int64_t o = 0; o < sp.outer; ++o)
       for (std::int64_t k = 0; k < sp.n; ++k)
         std::copy_n(g.data() + o * sp.inner, sp.inner, gx.data() + (o * sp.n + k) * sp.inner);
-    add_grad(x, gx);
+    add_grad(x, std::move(gx));
   }, x);
 }
 
@@ -107,7 +107,7 @@ template <RealScalar T> Var<T> max(const Var<T>& x, int axis, bool keepdim = fal
         const std::int64_t j = o * sp.inner + i;
         gx.data()[(o * sp.n + arg[static_cast<std::size_t>(j)]) * sp.inner + i] = g.data()[j];
       }
-    add_grad(x, gx);
+    add_grad(x, std::move(gx));
   }, x);
 }
 

@@ -126,7 +126,7 @@ template <Scalar T> Var<T> slice(const Var<T>& x, int axis, std::int64_t start, 
     auto gx = Tensor<T>::zeros(x.shape());
     for (std::int64_t o = 0; o < sp.outer; ++o)
       std::copy_n(g.data() + o * length * sp.inner, length * sp.inner, gx.data() + (o * sp.n + start) * sp.inner);
-    add_grad(x, gx);
+    add_grad(x, std::move(gx));
   }, x);
 }
 
