@@ -67,6 +67,21 @@ __host__ __device__ inline std::int64_t broadcast_offset(const BStrides& b, std:
   return off;
 }
 
+// The first index and the stride of a grid-stride loop.
+__device__ inline std::int64_t grid_first() {
+  return static_cast<std::int64_t>(blockIdx.x) * blockDim.x + threadIdx.x;
+}
+__device__ inline std::int64_t grid_stride() { return static_cast<std::int64_t>(gridDim.x) * blockDim.x; }
+
+// A broadcast read: `full` when the input has the output's element count (then the
+// broadcast is the identity and element i is read at i, skipping the index arithmetic).
+struct BRead {
+  BStrides s;
+  bool full;
+};
+inline BRead bread(const Dims& in, const Dims& out) { return {broadcast_strides(in, out), in.numel() == out.numel()}; }
+__device__ inline std::int64_t at(const BRead& b, std::int64_t i) { return b.full ? i : broadcast_offset(b.s, i); }
+
 }  // namespace erlmr::cuda::detail
 
 // Explicit instantiation helpers: ERLMR_CUDA_FOR_T(M) expands M(T) for the four

@@ -17,21 +17,11 @@ using detail::dev;
 using detail::kThreads;
 template <class R> using Cx = ::cuda::std::complex<R>;
 
-__device__ inline std::int64_t grid_first() {
-  return static_cast<std::int64_t>(blockIdx.x) * blockDim.x + threadIdx.x;
-}
-__device__ inline std::int64_t grid_stride() { return static_cast<std::int64_t>(gridDim.x) * blockDim.x; }
-
-// A broadcast read: `full` when the input has the output's element count (then the
-// broadcast is the identity and element i is read at i, skipping the index arithmetic).
-struct BRead {
-  BStrides s;
-  bool full;
-};
-BRead bread(const Dims& in, const Dims& out) { return {detail::broadcast_strides(in, out), in.numel() == out.numel()}; }
-__device__ inline std::int64_t at(const BRead& b, std::int64_t i) {
-  return b.full ? i : detail::broadcast_offset(b.s, i);
-}
+using detail::at;
+using detail::bread;
+using detail::BRead;
+using detail::grid_first;
+using detail::grid_stride;
 
 // z[i] = re[i] + i·im[i], a null part read as 0.
 template <class R> __global__ void make_complex_kernel(const R* re, const R* im, Cx<R>* z, std::int64_t n) {

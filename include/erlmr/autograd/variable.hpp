@@ -192,6 +192,22 @@ Var<T, D> record(const char* op, Tensor<T, D> value, Rule&& rule, const Parents&
   return Var<T, D>(std::move(n));
 }
 
+// record() for a variable number of parents (concat).
+template <class T, class D, class Rule>
+Var<T, D> record_n(const char* op, Tensor<T, D> value, Rule&& rule, const std::vector<Var<T, D>>& parents) {
+  bool needs = false;
+  for (const auto& p : parents) needs = needs || p.requires_grad();
+  auto n = std::make_shared<Node<T, D>>();
+  n->value = std::move(value);
+  n->op = op;
+  if (needs && grad_enabled()) {
+    n->requires_grad = true;
+    for (const auto& p : parents) n->parents.push_back(p.node());
+    n->rule = std::forward<Rule>(rule);
+  }
+  return Var<T, D>(std::move(n));
+}
+
 // Adds g into v's adjoint when v takes part in differentiation.
 template <class T, class D> void add_grad(const Var<T, D>& v, Tensor<T, D> g) {
   if (v.requires_grad()) v.node()->add_adjoint(std::move(g));

@@ -21,6 +21,7 @@
 
 #include <Eigen/Core>
 
+#include "erlmr/core/block_cache.hpp"
 #include "erlmr/core/thread_pool.hpp"
 
 namespace erlmr {
@@ -37,84 +38,16 @@ concept Device = requires(std::size_t n, void* p, const void* q, std::int64_t m)
   { D::is_host } -> std::convertible_to<bool>;
 };
 
-// A caching host allocator: freed blocks are kept in per-size free lists and handed
-// out again, so a training step that allocates the same tensors every iteration
-// reaches a steady state with no calls into malloc and no page faults (fresh pages
-// from the OS are what made a large first-touch cost). Blocks are cache-line aligned.
-// At most kMaxCachedBytes stay cached; beyond that, freed blocks go back to the system.
-class HostBlockCache {
- public:
+// Host memory for the caching allocator (core/block_cache.hpp): cache-line aligned
+// blocks from aligned_alloc; at most 2 GiB kept cached.
+struct HostMemory {
   static constexpr std::size_t kAlignment = 64;
   static constexpr std::size_t kMaxCachedBytes = std::size_t(2) << 30;
-
-  static HostBlockCache& instance() {
-    static HostBlockCache* c = new HostBlockCache();  // never destroyed: tensors may outlive statics
-    return *c;
-  }
-  static std::size_t rounded(std::size_t bytes) {
-    if (bytes == 0) bytes = kAlignment;
-    return (bytes + kAlignment - 1) / kAlignment * kAlignment;
-  }
-  void* get(std::size_t bytes) {
-    const std::size_t r = rounded(bytes);
-    {
-      std::lock_guard<std::mutex> g(m_);
-      auto it = free_.find(r);
-      if (it != free_.end() && !it->second.empty()) {
-        void* p = it->second.back();
-        it->second.pop_back();
-        cached_ -= r;
-        sizes_[p] = r;
-        ++hits_;
-        return p;
-      }
-      ++misses_;
-    }
-    void* p = std::aligned_alloc(kAlignment, r);
-    if (!p) throw std::bad_alloc();
-    std::lock_guard<std::mutex> g(m_);
-    sizes_[p] = r;
-    return p;
-  }
-  void put(void* p) {
-    if (!p) return;
-    std::lock_guard<std::mutex> g(m_);
-    auto it = sizes_.find(p);
-    const std::size_t r = it->second;
-    sizes_.erase(it);
-    if (cached_ + r > kMaxCachedBytes) {
-      std::free(p);
-      return;
-    }
-    free_[r].push_back(p);
-    cached_ += r;
-  }
-  // Returns every cached block to the system.
-  void release() {
-    std::lock_guard<std::mutex> g(m_);
-    for (auto& [r, v] : free_)
-      for (void* p : v) std::free(p);
-    free_.clear();
-    cached_ = 0;
-  }
-  // Allocations that had to go to the system (a steady-state step adds none).
-  std::uint64_t system_allocations() const {
-    std::lock_guard<std::mutex> g(m_);
-    return misses_;
-  }
-  std::size_t cached_bytes() const {
-    std::lock_guard<std::mutex> g(m_);
-    return cached_;
-  }
-
- private:
-  HostBlockCache() = default;
-  mutable std::mutex m_;
-  std::unordered_map<std::size_t, std::vector<void*>> free_;
-  std::unordered_map<void*, std::size_t> sizes_;
-  std::size_t cached_ = 0;
-  std::uint64_t hits_ = 0, misses_ = 0;
+  static void* alloc(std::size_t bytes) { return std::aligned_alloc(kAlignment, bytes); }
+  static void free(void* p) { std::free(p); }
+  [[noreturn]] static void out_of_memory(std::size_t) { throw std::bad_alloc(); }
 };
+using HostBlockCache = BlockCache<HostMemory>;
 
 // add_inplace(dst, src, n) (dst += src, used by the tape to accumulate adjoints) and
 // fill(p, n, v) are also expected of every device; they are templates, so the concept

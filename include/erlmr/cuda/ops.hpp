@@ -64,7 +64,7 @@ template <class T> CudaVar<T> unary_op(const char* name, Unary op, const CudaVar
   return record(name, y, [x, y, op](const CudaTensor<T>& g) {
     CudaTensor<T> gx(g.shape());
     cuda::unary_backward<T>(op, x.value().data(), y.data(), g.data(), gx.data(), g.numel());
-    add_grad(x, gx);
+    add_grad(x, std::move(gx));
   }, x);
 }
 // Row-major product C (m×n) = op(A)·op(B) into a fresh tensor.
@@ -174,12 +174,12 @@ template <RealScalar R> CudaVar<std::complex<R>> make_complex(const CudaVar<R>& 
     if (x.requires_grad()) {
       CudaTensor<R> gx(g.shape());
       cuda::real_part<R>(g.data(), gx.data(), g.numel());
-      add_grad(x, gx);
+      add_grad(x, std::move(gx));
     }
     if (y.requires_grad()) {
       CudaTensor<R> gy(g.shape());
       cuda::imag_part<R>(g.data(), gy.data(), g.numel());
-      add_grad(y, gy);
+      add_grad(y, std::move(gy));
     }
   }, x, y);
 }
@@ -208,7 +208,7 @@ template <RealScalar R> CudaVar<R> real(const CudaVar<std::complex<R>>& z) {
   return record("real", s, [z](const CudaTensor<R>& g) {
     CudaTensor<C> gz(g.shape());
     cuda::make_complex<R>(g.data(), nullptr, gz.data(), g.numel());
-    add_grad(z, gz);
+    add_grad(z, std::move(gz));
   }, z);
 }
 // G_z = i·G.
@@ -219,7 +219,7 @@ template <RealScalar R> CudaVar<R> imag(const CudaVar<std::complex<R>>& z) {
   return record("imag", s, [z](const CudaTensor<R>& g) {
     CudaTensor<C> gz(g.shape());
     cuda::make_complex<R>(nullptr, g.data(), gz.data(), g.numel());
-    add_grad(z, gz);
+    add_grad(z, std::move(gz));
   }, z);
 }
 // G_z = conj(G).
@@ -236,7 +236,7 @@ template <RealScalar R> CudaVar<R> abs(const CudaVar<std::complex<R>>& z) {
   return record("abs", s, [z](const CudaTensor<R>& g) {
     CudaTensor<C> gz(g.shape());
     cuda::abs_complex_backward<R>(z.value().data(), g.data(), gz.data(), g.numel());
-    add_grad(z, gz);
+    add_grad(z, std::move(gz));
   }, z);
 }
 // G_z = i·G·z/|z|² (0 at z = 0).
@@ -247,7 +247,7 @@ template <RealScalar R> CudaVar<R> arg(const CudaVar<std::complex<R>>& z) {
   return record("arg", s, [z](const CudaTensor<R>& g) {
     CudaTensor<C> gz(g.shape());
     cuda::arg_backward<R>(z.value().data(), g.data(), gz.data(), g.numel());
-    add_grad(z, gz);
+    add_grad(z, std::move(gz));
   }, z);
 }
 // G_z = Re(G)·1[x > 0] + i·Im(G)·1[y > 0].
@@ -258,7 +258,7 @@ template <RealScalar R> CudaVar<std::complex<R>> crelu(const CudaVar<std::comple
   return record("crelu", s, [z](const CudaTensor<C>& g) {
     CudaTensor<C> gz(g.shape());
     cuda::crelu_backward<R>(z.value().data(), g.data(), gz.data(), g.numel());
-    add_grad(z, gz);
+    add_grad(z, std::move(gz));
   }, z);
 }
 // z·r: G_z = G·r, G_r = Re(conj(G)·z).
@@ -329,7 +329,7 @@ template <RealScalar T> CudaVar<T> max(const CudaVar<T>& x, int axis, bool keepd
   return record("max", out, [x, sp, idx](const CudaTensor<T>& g) {
     CudaTensor<T> gx(x.shape());
     cuda::max_axis_backward<T>(g.data(), idx.data(), sp.outer, sp.n, sp.inner, gx.data());
-    add_grad(x, gx);
+    add_grad(x, std::move(gx));
   }, x);
 }
 
@@ -338,15 +338,7 @@ template <Scalar T> CudaVar<T> reshape(const CudaVar<T>& x, const std::vector<st
   return record("reshape", x.value().reshape(dims), [x](const CudaTensor<T>& g) { add_grad(x, g.reshape(x.shape()).clone()); }, x);
 }
 template <Scalar T> CudaVar<T> flatten(const CudaVar<T>& x, int start = 1, int end = -1) {
-  const Shape& s = x.shape();
-  const int a = s.normalize_axis(start, "flatten"), b = s.normalize_axis(end, "flatten");
-  std::vector<std::int64_t> d;
-  for (int i = 0; i < a; ++i) d.push_back(s[i]);
-  std::int64_t m = 1;
-  for (int i = a; i <= b; ++i) m *= s[i];
-  d.push_back(m);
-  for (int i = b + 1; i < s.rank(); ++i) d.push_back(s[i]);
-  return reshape(x, d);
+  return reshape(x, detail::flatten_dims(x.shape(), start, end));
 }
 namespace cuda::ops_detail {
 template <class T> CudaTensor<T> swap_axes(const CudaTensor<T>& x, int a, int b) {
@@ -364,18 +356,7 @@ template <Scalar T> CudaVar<T> transpose(const CudaVar<T>& x, int a = -2, int b 
                 [x, ua, ub](const CudaTensor<T>& g) { add_grad(x, d::swap_axes(g, ua, ub)); }, x);
 }
 template <Scalar T> CudaVar<T> concat(const std::vector<CudaVar<T>>& xs, int axis) {
-  if (xs.empty()) throw ShapeError("concat: no inputs");
-  const Shape& s0 = xs[0].shape();
-  const int a = s0.normalize_axis(axis, "concat");
-  Shape os = s0;
-  os[a] = 0;
-  for (const auto& x : xs) {
-    const Shape& s = x.shape();
-    bool ok = s.rank() == s0.rank();
-    for (int i = 0; ok && i < s.rank(); ++i) ok = (i == a) || s[i] == s0[i];
-    if (!ok) throw ShapeError("concat: shapes " + shapes_str(s0, s) + " differ outside axis " + std::to_string(a));
-    os[a] += s[a];
-  }
+  const auto [a, os] = detail::concat_shape(detail::shapes_of(xs), axis);
   const auto sp = detail::split_at(os, a);
   CudaTensor<T> y(os);
   std::vector<std::int64_t> starts;
@@ -395,24 +376,11 @@ template <Scalar T> CudaVar<T> concat(const std::vector<CudaVar<T>>& xs, int axi
       add_grad(xs[j], gx);
     }
   };
-  auto n = std::make_shared<Node<T, CudaDevice>>();
-  n->value = y;
-  n->op = "concat";
-  bool needs = false;
-  for (const auto& x : xs) needs = needs || x.requires_grad();
-  if (needs && grad_enabled()) {
-    n->requires_grad = true;
-    for (const auto& x : xs) n->parents.push_back(x.node());
-    n->rule = rule;
-  }
-  return CudaVar<T>(n);
+  return record_n("concat", y, rule, xs);
 }
 template <Scalar T> CudaVar<T> slice(const CudaVar<T>& x, int axis, std::int64_t start, std::int64_t length) {
   const Shape& s = x.shape();
-  const int a = s.normalize_axis(axis, "slice");
-  if (start < 0 || length < 0 || start + length > s[a])
-    throw ShapeError("slice: [" + std::to_string(start) + ", " + std::to_string(start + length) + ") out of range for axis " +
-                     std::to_string(a) + " of shape " + s.str());
+  const int a = detail::check_slice(s, axis, start, length);
   const auto sp = detail::split_at(s, a);
   Shape os = s;
   os[a] = length;
@@ -421,16 +389,11 @@ template <Scalar T> CudaVar<T> slice(const CudaVar<T>& x, int axis, std::int64_t
   return record("slice", y, [x, sp, start, length](const CudaTensor<T>& g) {
     auto gx = CudaTensor<T>::zeros(x.shape());
     cuda::copy_slab<T>(g.data(), length, 0, gx.data(), sp.n, start, sp.outer, length, sp.inner);
-    add_grad(x, gx);
+    add_grad(x, std::move(gx));
   }, x);
 }
 template <Scalar T> std::vector<CudaVar<T>> split(const CudaVar<T>& x, const std::vector<std::int64_t>& sizes, int axis) {
-  const int a = x.shape().normalize_axis(axis, "split");
-  std::int64_t total = 0;
-  for (auto v : sizes) total += v;
-  if (total != x.shape()[a])
-    throw ShapeError("split: sizes add up to " + std::to_string(total) + " but axis " + std::to_string(a) + " of shape " +
-                     x.shape().str() + " has " + std::to_string(x.shape()[a]));
+  const int a = detail::check_split(x.shape(), sizes, axis);
   std::vector<CudaVar<T>> out;
   std::int64_t start = 0;
   for (auto v : sizes) {
@@ -474,14 +437,7 @@ template <RealScalar R> CudaVar<std::complex<R>> matmul(const CudaVar<std::compl
 template <Scalar T> CudaVar<T> linear(const CudaVar<T>& x, const CudaVar<T>& w, const CudaVar<T>& b = CudaVar<T>()) {
   namespace d = cuda::ops_detail;
   using cuda::Op;
-  const Shape& xs = x.shape();
-  if (xs.rank() < 1 || w.shape().rank() != 2 || xs[xs.rank() - 1] != w.shape()[1])
-    throw ShapeError("linear: input " + xs.str() + " and weight " + w.shape().str() + " do not match (weight is (out, in))");
-  const std::int64_t in = w.shape()[1], out = w.shape()[0], rows = x.numel() / std::max<std::int64_t>(in, 1);
-  if (b.defined() && !(b.shape() == Shape{out}))
-    throw ShapeError("linear: bias " + b.shape().str() + " does not match weight " + w.shape().str());
-  Shape ys = xs;
-  ys[ys.rank() - 1] = out;
+  const auto [in, out, rows, ys] = detail::linear_dims(x.shape(), w.shape(), b.defined() ? &b.shape() : nullptr);
   CudaTensor<T> y = d::gemm<T>(Op::N, Op::T, rows, out, in, x.value().data(), in, w.value().data(), in, ys);
   if (b.defined()) y = d::binary(cuda::Binary::add, y, b.value(), ys);
   auto rule = [x, w, b, rows, in, out](const CudaTensor<T>& g) {
@@ -496,7 +452,7 @@ template <Scalar T> CudaVar<T> linear(const CudaVar<T>& x, const CudaVar<T>& w, 
     if (b.defined() && b.requires_grad()) {
       CudaTensor<T> gb(b.shape());
       cuda::sum_axis<T>(g.data(), 1, rows, out, gb.data());
-      add_grad(b, gb);
+      add_grad(b, std::move(gb));
     }
   };
   if (b.defined()) return record("linear", y, rule, x, w, b);
@@ -509,14 +465,7 @@ CudaVar<std::complex<R>> linear(const CudaVar<std::complex<R>>& x, const CudaVar
   using C = std::complex<R>;
   namespace d = cuda::ops_detail;
   using cuda::Op;
-  const Shape& xs = x.shape();
-  if (xs.rank() < 1 || w.shape().rank() != 2 || xs[xs.rank() - 1] != w.shape()[1])
-    throw ShapeError("linear: input " + xs.str() + " and weight " + w.shape().str() + " do not match (weight is (out, in))");
-  const std::int64_t in = w.shape()[1], out = w.shape()[0], rows = x.numel() / std::max<std::int64_t>(in, 1);
-  if (b.defined() && !(b.shape() == Shape{out}))
-    throw ShapeError("linear: bias " + b.shape().str() + " does not match weight " + w.shape().str());
-  Shape ys = xs;
-  ys[ys.rank() - 1] = out;
+  const auto [in, out, rows, ys] = detail::linear_dims(x.shape(), w.shape(), b.defined() ? &b.shape() : nullptr);
   const CudaTensor<R> xsk = d::stack_parts(x.value(), rows, in);
   CudaTensor<R> ysk = d::gemm<R>(Op::N, Op::T, 2 * rows, out, in, xsk.data(), in, w.value().data(), in, Shape{2 * rows, out});
   if (b.defined()) ysk = d::binary(cuda::Binary::add, ysk, b.value(), ysk.shape());
@@ -528,7 +477,7 @@ CudaVar<std::complex<R>> linear(const CudaVar<std::complex<R>>& x, const CudaVar
     if (b.defined() && b.requires_grad()) {
       CudaTensor<R> gb(b.shape());
       cuda::sum_axis<R>(gs.data(), 1, 2 * rows, out, gb.data());
-      add_grad(b, gb);
+      add_grad(b, std::move(gb));
     }
   };
   CudaTensor<C> y = d::unstack_parts(ysk, ys);
@@ -547,7 +496,7 @@ template <class R> CudaVar<R> softmax_op(const CudaVar<R>& x, int axis, bool log
   return record(name, y, [x, y, sp, log](const CudaTensor<R>& g) {
     CudaTensor<R> gx(g.shape());
     cuda::softmax_axis_backward<R>(y.data(), g.data(), gx.data(), sp.outer, sp.n, sp.inner, log);
-    add_grad(x, gx);
+    add_grad(x, std::move(gx));
   }, x);
 }
 }  // namespace cuda::ops_detail
@@ -557,20 +506,15 @@ template <RealScalar T> CudaVar<T> log_softmax(const CudaVar<T>& x, int axis = -
 // Mean cross-entropy; G_x = G·(softmax(x) − onehot(y))/B. Labels are checked on the host.
 template <RealScalar T> CudaVar<T> cross_entropy(const CudaVar<T>& logits, const std::vector<std::int64_t>& labels) {
   const Shape& s = logits.shape();
-  if (s.rank() != 2 || static_cast<std::int64_t>(labels.size()) != s[0])
-    throw ShapeError("cross_entropy: logits " + s.str() + " and " + std::to_string(labels.size()) + " labels do not match (B, K) and (B,)");
+  detail::check_cross_entropy(s, labels);
   const std::int64_t B = s[0], K = s[1];
-  for (std::int64_t b = 0; b < B; ++b)
-    if (labels[static_cast<std::size_t>(b)] < 0 || labels[static_cast<std::size_t>(b)] >= K)
-      throw std::out_of_range("cross_entropy: label " + std::to_string(labels[static_cast<std::size_t>(b)]) + " at index " +
-                              std::to_string(b) + " is outside [0, " + std::to_string(K) + ")");
   const auto lab = CudaTensor<std::int64_t>::from_vector(Shape{B}, labels);
   CudaTensor<T> prob(s), loss(Shape{});
   cuda::cross_entropy<T>(logits.value().data(), lab.data(), B, K, loss.data(), prob.data());
   return record("cross_entropy", loss, [logits, lab, prob, B, K](const CudaTensor<T>& g) {
     CudaTensor<T> gx(logits.shape());
     cuda::cross_entropy_backward<T>(prob.data(), lab.data(), B, K, g.data(), gx.data());
-    add_grad(logits, gx);
+    add_grad(logits, std::move(gx));
   }, logits);
 }
 
@@ -588,8 +532,8 @@ template <RealScalar T> CudaVar<T> cosine_similarity(const CudaVar<T>& a, const 
     cuda::cosine_similarity_backward<T>(a.value().data(), b.value().data(), c.data(), na.data(), nb.data(), g.data(), sp.outer,
                                         sp.n, sp.inner, T(eps), ga.defined() ? ga.data() : nullptr,
                                         gb.defined() ? gb.data() : nullptr);
-    if (ga.defined()) add_grad(a, ga);
-    if (gb.defined()) add_grad(b, gb);
+    if (ga.defined()) add_grad(a, std::move(ga));
+    if (gb.defined()) add_grad(b, std::move(gb));
   }, a, b);
 }
 
@@ -598,12 +542,8 @@ template <RealScalar T>
 CudaVar<T> batch_norm(const CudaVar<T>& x, const CudaVar<T>& gamma, const CudaVar<T>& beta, const CudaTensor<T>& running_mean,
                       const CudaTensor<T>& running_var, bool training, double momentum = 0.1, double eps = 1e-5) {
   const Shape& s = x.shape();
-  if (s.rank() < 2) throw ShapeError("batch_norm: input " + s.str() + " has no channel axis");
-  const std::int64_t N = s[0], C = s[1], inner = s.numel() / std::max<std::int64_t>(N * C, 1), m = N * inner;
+  const auto [N, C, inner] = detail::batch_norm_dims(s, gamma.shape(), beta.shape(), running_mean.shape(), running_var.shape(), training);
   const Shape cs{C};
-  for (const Shape* p : {&gamma.shape(), &beta.shape(), &running_mean.shape(), &running_var.shape()})
-    if (!(*p == cs)) throw ShapeError("batch_norm: input " + s.str() + " and per-channel parameter " + p->str() + " differ");
-  if (training && m < 2) throw ShapeError("batch_norm: need more than one value per channel in training, got input " + s.str());
   CudaTensor<T> y(s), xhat(s), inv(cs);
   cuda::batch_norm<T>(x.value().data(), gamma.value().data(), beta.value().data(), running_mean.data(), running_var.data(), N, C,
                       inner, training, momentum, eps, y.data(), xhat.data(), inv.data());
@@ -615,9 +555,9 @@ CudaVar<T> batch_norm(const CudaVar<T>& x, const CudaVar<T>& gamma, const CudaVa
     cuda::batch_norm_backward<T>(g.data(), xhat.data(), gamma.value().data(), inv.data(), N, C, inner, training,
                                  gx.defined() ? gx.data() : nullptr, gg.defined() ? gg.data() : nullptr,
                                  gb.defined() ? gb.data() : nullptr);
-    if (gx.defined()) add_grad(x, gx);
-    if (gg.defined()) add_grad(gamma, gg);
-    if (gb.defined()) add_grad(beta, gb);
+    if (gx.defined()) add_grad(x, std::move(gx));
+    if (gg.defined()) add_grad(gamma, std::move(gg));
+    if (gb.defined()) add_grad(beta, std::move(gb));
   };
   return record("batch_norm", y, rule, x, gamma, beta);
 }
@@ -669,12 +609,12 @@ CudaVar<T> conv2d(const CudaVar<T>& x, const CudaVar<T>& w, const CudaVar<T>& b 
       const CudaTensor<T> gc = d::gemm<T>(Op::C, Op::N, K, P, g.o, w.value().data(), K, gt.data(), P, Shape{K, P});
       CudaTensor<T> gx(x.shape());
       cuda::col2im<T>(gc.data(), cg, gx.data());
-      add_grad(x, gx);
+      add_grad(x, std::move(gx));
     }
     if (b.defined() && b.requires_grad()) {
       CudaTensor<T> gb(b.shape());
       cuda::sum_axis<T>(gt.data(), g.o, P, 1, gb.data());
-      add_grad(b, gb);
+      add_grad(b, std::move(gb));
     }
   };
   if (b.defined()) return record("conv2d", y, rule, x, w, b);

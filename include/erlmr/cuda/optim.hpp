@@ -12,45 +12,19 @@
 #include <vector>
 
 #include "erlmr/cuda/ops.hpp"
+#include "erlmr/optim/optimizer.hpp"
 
 namespace erlmr::optim {
 
-template <RealScalar R> struct CudaRealView {
-  R* value;
-  const R* grad;  // null when the parameter received no gradient
-  std::int64_t n;
-};
-template <RealScalar R> CudaRealView<R> real_view(const CudaVar<R>& v) {
-  return {v.value().data(), v.grad().defined() ? v.grad().data() : nullptr, v.numel()};
-}
-template <RealScalar R> CudaRealView<R> real_view(const CudaVar<std::complex<R>>& v) {
-  return {reinterpret_cast<R*>(v.value().data()), v.grad().defined() ? reinterpret_cast<const R*>(v.grad().data()) : nullptr,
-          2 * v.numel()};
-}
-
 template <RealScalar R>
-class CudaOptimizer {
+class CudaOptimizer : public ParamViews<R, CudaDevice> {
  public:
-  virtual ~CudaOptimizer() = default;
-  void add_params(const std::vector<CudaVar<R>>& ps) {
-    for (const auto& p : ps) views_.push_back([p] { return real_view(p); });
-    grow_state();
-  }
-  void add_params(const std::vector<CudaVar<std::complex<R>>>& ps) {
-    for (const auto& p : ps) views_.push_back([p] { return real_view(p); });
-    grow_state();
-  }
-  double lr = 1e-3;
-  std::int64_t steps = 0;
-  virtual void step() = 0;
   // Every state buffer copied to the host (empty for buffers not created yet), in the
   // order of the CPU optimizer's state_buffers().
   virtual std::vector<std::vector<R>> state_to_host() const = 0;
 
  protected:
-  virtual void grow_state() = 0;
   static std::vector<R> host(const CudaTensor<R>& t) { return t.defined() ? t.to_vector() : std::vector<R>{}; }
-  std::vector<std::function<CudaRealView<R>()>> views_;
 };
 
 template <RealScalar R>

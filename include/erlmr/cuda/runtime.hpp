@@ -1,21 +1,20 @@
 // erlmr/cuda/runtime.hpp — the CUDA runtime pieces of the CUDA device: error
-// checking, the stream every erlmr kernel runs on, and a caching allocator over
-// cudaMalloc/cudaFree (never managed memory).
+// checking, the stream every erlmr kernel runs on, and device memory for the caching
+// allocator of core/block_cache.hpp (cudaMalloc/cudaFree, never managed memory).
 //
 // This header needs only the CUDA runtime API (cuda_runtime_api.h, libcudart), not
 // nvcc: host code compiled by the ordinary C++ compiler includes it, and so do the
 // kernel files in src/cuda/ that nvcc compiles. It deliberately includes nothing
-// else from erlmr (no Eigen), so that nvcc never sees Eigen.
+// else from erlmr but the standard-library-only block cache, so that nvcc never sees Eigen.
 #pragma once
 #include <cuda_runtime_api.h>
 
 #include <cstddef>
 #include <cstdint>
-#include <mutex>
 #include <stdexcept>
 #include <string>
-#include <unordered_map>
-#include <vector>
+
+#include "erlmr/core/block_cache.hpp"
 
 namespace erlmr::cuda {
 
@@ -64,83 +63,28 @@ inline void synchronize() { check(cudaStreamSynchronize(stream()), "cudaStreamSy
 // asynchronously by the runtime; this surfaces configuration errors at once).
 inline void check_launch(const char* kernel) { check(cudaGetLastError(), kernel); }
 
-// A caching device allocator, the device twin of HostBlockCache: freed blocks are
-// kept in per-size free lists (sizes rounded to 256 bytes) and reused, so a training
-// step reaches a steady state with no cudaMalloc/cudaFree (both synchronise the
-// device). Blocks are reused only after the work queued on the single stream before
-// the free has run, which stream order guarantees.
-class DeviceBlockCache {
- public:
+// Device memory for the caching allocator (core/block_cache.hpp): cudaMalloc/cudaFree,
+// never managed memory; sizes rounded to 256 bytes; at most 4 GiB kept cached. Reusing a
+// freed block is safe because all erlmr work runs on one stream: a block freed after
+// queueing a kernel that reads it is handed only to work queued after that kernel.
+struct DeviceMemory {
   static constexpr std::size_t kAlignment = 256;
   static constexpr std::size_t kMaxCachedBytes = std::size_t(4) << 30;
-
-  static DeviceBlockCache& instance() {
-    static DeviceBlockCache* c = new DeviceBlockCache();  // never destroyed: tensors may outlive statics
-    return *c;
-  }
-  static std::size_t rounded(std::size_t bytes) {
-    if (bytes == 0) bytes = kAlignment;
-    return (bytes + kAlignment - 1) / kAlignment * kAlignment;
-  }
-  void* get(std::size_t bytes) {
-    const std::size_t r = rounded(bytes);
-    {
-      std::lock_guard<std::mutex> g(m_);
-      auto it = free_.find(r);
-      if (it != free_.end() && !it->second.empty()) {
-        void* p = it->second.back();
-        it->second.pop_back();
-        cached_ -= r;
-        sizes_[p] = r;
-        return p;
-      }
-      ++misses_;
-    }
+  static void* alloc(std::size_t bytes) {
     void* p = nullptr;
-    cudaError_t e = cudaMalloc(&p, r);
-    if (e == cudaErrorMemoryAllocation) {  // give the cache back and try once more
-      cudaGetLastError();
-      release();
-      e = cudaMalloc(&p, r);
+    const cudaError_t e = cudaMalloc(&p, bytes);
+    if (e == cudaErrorMemoryAllocation) {
+      cudaGetLastError();  // clear it: the cache releases its blocks and tries again
+      return nullptr;
     }
-    check(e, ("cudaMalloc of " + std::to_string(r) + " bytes").c_str());
-    std::lock_guard<std::mutex> g(m_);
-    sizes_[p] = r;
+    check(e, ("cudaMalloc of " + std::to_string(bytes) + " bytes").c_str());
     return p;
   }
-  void put(void* p) {
-    if (!p) return;
-    std::lock_guard<std::mutex> g(m_);
-    auto it = sizes_.find(p);
-    if (it == sizes_.end()) return;
-    const std::size_t r = it->second;
-    sizes_.erase(it);
-    if (cached_ + r > kMaxCachedBytes) {
-      cudaFree(p);
-      return;
-    }
-    free_[r].push_back(p);
-    cached_ += r;
+  static void free(void* p) { cudaFree(p); }
+  [[noreturn]] static void out_of_memory(std::size_t bytes) {
+    throw CudaError("CUDA: cudaMalloc of " + std::to_string(bytes) + " bytes: out of device memory");
   }
-  void release() {
-    std::lock_guard<std::mutex> g(m_);
-    for (auto& [r, v] : free_)
-      for (void* p : v) cudaFree(p);
-    free_.clear();
-    cached_ = 0;
-  }
-  std::uint64_t system_allocations() const {
-    std::lock_guard<std::mutex> g(m_);
-    return misses_;
-  }
-
- private:
-  DeviceBlockCache() = default;
-  mutable std::mutex m_;
-  std::unordered_map<std::size_t, std::vector<void*>> free_;
-  std::unordered_map<void*, std::size_t> sizes_;
-  std::size_t cached_ = 0;
-  std::uint64_t misses_ = 0;
 };
+using DeviceBlockCache = BlockCache<DeviceMemory>;
 
 }  // namespace erlmr::cuda

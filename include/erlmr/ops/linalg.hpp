@@ -80,6 +80,21 @@ template <class R> Tensor<std::complex<R>> unstack_parts(const Tensor<R>& st, co
   return z;
 }
 
+// linear's checks and sizes: x (..., in), W (out, in), optional b (out).
+struct LinearDims {
+  std::int64_t in, out, rows;
+  Shape ys;  // x's shape with the last axis replaced by out
+};
+inline LinearDims linear_dims(const Shape& xs, const Shape& ws, const Shape* bs) {
+  if (xs.rank() < 1 || ws.rank() != 2 || xs[xs.rank() - 1] != ws[1])
+    throw ShapeError("linear: input " + xs.str() + " and weight " + ws.str() + " do not match (weight is (out, in))");
+  const std::int64_t in = ws[1], out = ws[0], rows = xs.numel() / std::max<std::int64_t>(in, 1);
+  if (bs && !(*bs == Shape{out})) throw ShapeError("linear: bias " + bs->str() + " does not match weight " + ws.str());
+  Shape ys = xs;
+  ys[ys.rank() - 1] = out;
+  return {in, out, rows, ys};
+}
+
 inline void check_matmul(const Shape& a, const Shape& b, const char* op) {
   if (a.rank() != 2 || b.rank() != 2 || a[1] != b[0])
     throw ShapeError(std::string(op) + ": shapes " + shapes_str(a, b) + " are not (m, k) and (k, n)");
@@ -133,14 +148,7 @@ template <RealScalar R> Var<std::complex<R>> matmul(const Var<std::complex<R>>& 
 // linear(x, W, b) = x·Wᵀ + b for x of shape (..., in), W (out, in), b (out) or undefined.
 // Same element type throughout (real or complex).
 template <Scalar T> Var<T> linear(const Var<T>& x, const Var<T>& w, const Var<T>& b = Var<T>()) {
-  const Shape& xs = x.shape();
-  if (xs.rank() < 1 || w.shape().rank() != 2 || xs[xs.rank() - 1] != w.shape()[1])
-    throw ShapeError("linear: input " + xs.str() + " and weight " + w.shape().str() + " do not match (weight is (out, in))");
-  const std::int64_t in = w.shape()[1], out = w.shape()[0], rows = x.numel() / std::max<std::int64_t>(in, 1);
-  if (b.defined() && !(b.shape() == Shape{out}))
-    throw ShapeError("linear: bias " + b.shape().str() + " does not match weight " + w.shape().str());
-  Shape ys = xs;
-  ys[ys.rank() - 1] = out;
+  const auto [in, out, rows, ys] = detail::linear_dims(x.shape(), w.shape(), b.defined() ? &b.shape() : nullptr);
   Tensor<T> y(ys);
   auto Y = detail::mmat(y, rows, out);
   detail::gemm_into<T>(Y, detail::cmat(x.value(), rows, in), detail::cmat(w.value(), out, in).transpose(), false);
@@ -171,14 +179,7 @@ template <Scalar T> Var<T> linear(const Var<T>& x, const Var<T>& w, const Var<T>
 template <RealScalar R>
 Var<std::complex<R>> linear(const Var<std::complex<R>>& x, const Var<R>& w, const Var<R>& b = Var<R>()) {
   using C = std::complex<R>;
-  const Shape& xs = x.shape();
-  if (xs.rank() < 1 || w.shape().rank() != 2 || xs[xs.rank() - 1] != w.shape()[1])
-    throw ShapeError("linear: input " + xs.str() + " and weight " + w.shape().str() + " do not match (weight is (out, in))");
-  const std::int64_t in = w.shape()[1], out = w.shape()[0], rows = x.numel() / std::max<std::int64_t>(in, 1);
-  if (b.defined() && !(b.shape() == Shape{out}))
-    throw ShapeError("linear: bias " + b.shape().str() + " does not match weight " + w.shape().str());
-  Shape ys = xs;
-  ys[ys.rank() - 1] = out;
+  const auto [in, out, rows, ys] = detail::linear_dims(x.shape(), w.shape(), b.defined() ? &b.shape() : nullptr);
   const Tensor<R> xsk = detail::stack_parts(x.value(), rows, in);  // [Re x; Im x]
   Tensor<R> ysk(Shape{2 * rows, out});
   auto Y = detail::mmat(ysk, 2 * rows, out);

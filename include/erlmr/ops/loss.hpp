@@ -73,16 +73,23 @@ template <RealScalar T> Var<T> log_softmax(const Var<T>& x, int axis = -1) {
   }, x);
 }
 
+namespace detail {
+// Logits (B, K) and B labels in [0, K) (shared with the device version, cuda/ops.hpp).
+inline void check_cross_entropy(const Shape& s, const std::vector<std::int64_t>& labels) {
+  if (s.rank() != 2 || static_cast<std::int64_t>(labels.size()) != s[0])
+    throw ShapeError("cross_entropy: logits " + s.str() + " and " + std::to_string(labels.size()) + " labels do not match (B, K) and (B,)");
+  for (std::size_t b = 0; b < labels.size(); ++b)
+    if (labels[b] < 0 || labels[b] >= s[1])
+      throw std::out_of_range("cross_entropy: label " + std::to_string(labels[b]) + " at index " + std::to_string(b) +
+                              " is outside [0, " + std::to_string(s[1]) + ")");
+}
+}  // namespace detail
+
 // Mean softmax cross-entropy of logits (B, K) against integer labels in [0, K).
 template <RealScalar T> Var<T> cross_entropy(const Var<T>& logits, const std::vector<std::int64_t>& labels) {
   const Shape& s = logits.shape();
-  if (s.rank() != 2 || static_cast<std::int64_t>(labels.size()) != s[0])
-    throw ShapeError("cross_entropy: logits " + s.str() + " and " + std::to_string(labels.size()) + " labels do not match (B, K) and (B,)");
+  detail::check_cross_entropy(s, labels);
   const std::int64_t B = s[0], K = s[1];
-  for (std::int64_t b = 0; b < B; ++b)
-    if (labels[static_cast<std::size_t>(b)] < 0 || labels[static_cast<std::size_t>(b)] >= K)
-      throw std::out_of_range("cross_entropy: label " + std::to_string(labels[static_cast<std::size_t>(b)]) + " at index " +
-                              std::to_string(b) + " is outside [0, " + std::to_string(K) + ")");
   Tensor<T> lp(s);
   detail::softmax_rows(logits.value().data(), lp.data(), detail::AxisSplit{B, K, 1}, true);
   T loss = 0;

@@ -23,16 +23,31 @@ struct BatchNormState {
   double eps = 1e-5;
 };
 
+namespace detail {
+struct BatchNormDims {
+  std::int64_t N, C, inner;  // x viewed as (N, C, inner)
+};
+// batch_norm's checks (shared with the device version, cuda/ops.hpp).
+inline BatchNormDims batch_norm_dims(const Shape& s, const Shape& gamma, const Shape& beta, const Shape& rmean, const Shape& rvar,
+                                     bool training) {
+  if (s.rank() < 2) throw ShapeError("batch_norm: input " + s.str() + " has no channel axis");
+  const std::int64_t N = s[0], C = s[1], inner = s.numel() / std::max<std::int64_t>(N * C, 1);
+  const Shape cs{C};
+  for (const Shape* p : {&gamma, &beta, &rmean, &rvar})
+    if (!(*p == cs)) throw ShapeError("batch_norm: input " + s.str() + " and per-channel parameter " + p->str() + " differ");
+  if (training && N * inner < 2)
+    throw ShapeError("batch_norm: need more than one value per channel in training, got input " + s.str());
+  return {N, C, inner};
+}
+}  // namespace detail
+
 template <RealScalar T>
 Var<T> batch_norm(const Var<T>& x, const Var<T>& gamma, const Var<T>& beta, const Tensor<T>& running_mean,
                   const Tensor<T>& running_var, bool training, double momentum = 0.1, double eps = 1e-5) {
   const Shape& s = x.shape();
-  if (s.rank() < 2) throw ShapeError("batch_norm: input " + s.str() + " has no channel axis");
-  const std::int64_t N = s[0], C = s[1], inner = s.numel() / std::max<std::int64_t>(N * C, 1), m = N * inner;
+  const auto [N, C, inner] = detail::batch_norm_dims(s, gamma.shape(), beta.shape(), running_mean.shape(), running_var.shape(), training);
+  const std::int64_t m = N * inner;
   const Shape cs{C};
-  for (const Shape* p : {&gamma.shape(), &beta.shape(), &running_mean.shape(), &running_var.shape()})
-    if (!(*p == cs)) throw ShapeError("batch_norm: input " + s.str() + " and per-channel parameter " + p->str() + " differ");
-  if (training && m < 2) throw ShapeError("batch_norm: need more than one value per channel in training, got input " + s.str());
   Tensor<T> mu(cs), inv(cs), xhat(s), y(s);
   const T* xv = x.value().data();
   using Seg = Eigen::Map<const Eigen::Array<T, Eigen::Dynamic, 1>>;

@@ -15,8 +15,9 @@ template <Scalar T> Var<T> reshape(const Var<T>& x, const std::vector<std::int64
   return record("reshape", y, [x](const Tensor<T>& g) { add_grad(x, g.reshape(x.shape()).clone()); }, x);
 }
 // Flattens axes [start, end] into one.
-template <Scalar T> Var<T> flatten(const Var<T>& x, int start = 1, int end = -1) {
-  const Shape& s = x.shape();
+namespace detail {
+// Shape checks shared by the CPU ops here and their device twins (cuda/ops.hpp).
+inline std::vector<std::int64_t> flatten_dims(const Shape& s, int start, int end) {
   const int a = s.normalize_axis(start, "flatten"), b = s.normalize_axis(end, "flatten");
   std::vector<std::int64_t> d;
   for (int i = 0; i < a; ++i) d.push_back(s[i]);
@@ -24,7 +25,50 @@ template <Scalar T> Var<T> flatten(const Var<T>& x, int start = 1, int end = -1)
   for (int i = a; i <= b; ++i) m *= s[i];
   d.push_back(m);
   for (int i = b + 1; i < s.rank(); ++i) d.push_back(s[i]);
-  return reshape(x, d);
+  return d;
+}
+// The output shape of concatenating `shapes` along `axis`, and the normalised axis.
+inline std::pair<int, Shape> concat_shape(const std::vector<Shape>& shapes, int axis) {
+  if (shapes.empty()) throw ShapeError("concat: no inputs");
+  const Shape& s0 = shapes[0];
+  const int a = s0.normalize_axis(axis, "concat");
+  Shape os = s0;
+  os[a] = 0;
+  for (const auto& s : shapes) {
+    bool ok = s.rank() == s0.rank();
+    for (int i = 0; ok && i < s.rank(); ++i) ok = (i == a) || s[i] == s0[i];
+    if (!ok) throw ShapeError("concat: shapes " + shapes_str(s0, s) + " differ outside axis " + std::to_string(a));
+    os[a] += s[a];
+  }
+  return {a, os};
+}
+template <class V> std::vector<Shape> shapes_of(const std::vector<V>& xs) {
+  std::vector<Shape> out;
+  for (const auto& x : xs) out.push_back(x.shape());
+  return out;
+}
+// The normalised axis of a slice [start, start + length), checked against s.
+inline int check_slice(const Shape& s, int axis, std::int64_t start, std::int64_t length) {
+  const int a = s.normalize_axis(axis, "slice");
+  if (start < 0 || length < 0 || start + length > s[a])
+    throw ShapeError("slice: [" + std::to_string(start) + ", " + std::to_string(start + length) + ") out of range for axis " +
+                     std::to_string(a) + " of shape " + s.str());
+  return a;
+}
+// The normalised axis of a split into `sizes`, which must add up to the extent.
+inline int check_split(const Shape& s, const std::vector<std::int64_t>& sizes, int axis) {
+  const int a = s.normalize_axis(axis, "split");
+  std::int64_t total = 0;
+  for (auto v : sizes) total += v;
+  if (total != s[a])
+    throw ShapeError("split: sizes add up to " + std::to_string(total) + " but axis " + std::to_string(a) + " of shape " +
+                     s.str() + " has " + std::to_string(s[a]));
+  return a;
+}
+}  // namespace detail
+
+template <Scalar T> Var<T> flatten(const Var<T>& x, int start = 1, int end = -1) {
+  return reshape(x, detail::flatten_dims(x.shape(), start, end));
 }
 
 namespace detail {
@@ -62,18 +106,7 @@ template <Scalar T> Var<T> transpose(const Var<T>& x, int a = -2, int b = -1) {
 
 // Concatenation along an axis; all other extents must agree.
 template <Scalar T> Var<T> concat(const std::vector<Var<T>>& xs, int axis) {
-  if (xs.empty()) throw ShapeError("concat: no inputs");
-  const Shape& s0 = xs[0].shape();
-  const int a = s0.normalize_axis(axis, "concat");
-  Shape os = s0;
-  os[a] = 0;
-  for (const auto& x : xs) {
-    const Shape& s = x.shape();
-    bool ok = s.rank() == s0.rank();
-    for (int i = 0; ok && i < s.rank(); ++i) ok = (i == a) || s[i] == s0[i];
-    if (!ok) throw ShapeError("concat: shapes " + shapes_str(s0, s) + " differ outside axis " + std::to_string(a));
-    os[a] += s[a];
-  }
+  const auto [a, os] = detail::concat_shape(detail::shapes_of(xs), axis);
   const auto sp = detail::split_at(os, a);
   Tensor<T> y(os);
   std::vector<std::int64_t> offs;
@@ -95,27 +128,13 @@ template <Scalar T> Var<T> concat(const std::vector<Var<T>>& xs, int axis) {
       add_grad(xs[j], gx);
     }
   };
-  // record() takes a fixed parameter list; build the node by hand for n inputs.
-  auto n = std::make_shared<Node<T>>();
-  n->value = y;
-  n->op = "concat";
-  bool needs = false;
-  for (const auto& x : xs) needs = needs || x.requires_grad();
-  if (needs && grad_enabled()) {
-    n->requires_grad = true;
-    for (const auto& x : xs) n->parents.push_back(x.node());
-    n->rule = rule;
-  }
-  return Var<T>(n);
+  return record_n("concat", y, rule, xs);
 }
 
 // Elements [start, start + length) along an axis.
 template <Scalar T> Var<T> slice(const Var<T>& x, int axis, std::int64_t start, std::int64_t length) {
   const Shape& s = x.shape();
-  const int a = s.normalize_axis(axis, "slice");
-  if (start < 0 || length < 0 || start + length > s[a])
-    throw ShapeError("slice: [" + std::to_string(start) + ", " + std::to_string(start + length) + ") out of range for axis " +
-                     std::to_string(a) + " of shape " + s.str());
+  const int a = detail::check_slice(s, axis, start, length);
   const auto sp = detail::split_at(s, a);
   Shape os = s;
   os[a] = length;
@@ -132,12 +151,7 @@ template <Scalar T> Var<T> slice(const Var<T>& x, int axis, std::int64_t start, 
 
 // Splits along an axis into pieces of the given sizes (which must add up to the extent).
 template <Scalar T> std::vector<Var<T>> split(const Var<T>& x, const std::vector<std::int64_t>& sizes, int axis) {
-  const int a = x.shape().normalize_axis(axis, "split");
-  std::int64_t total = 0;
-  for (auto v : sizes) total += v;
-  if (total != x.shape()[a])
-    throw ShapeError("split: sizes add up to " + std::to_string(total) + " but axis " + std::to_string(a) + " of shape " +
-                     x.shape().str() + " has " + std::to_string(x.shape()[a]));
+  const int a = detail::check_split(x.shape(), sizes, axis);
   std::vector<Var<T>> out;
   std::int64_t start = 0;
   for (auto v : sizes) {

@@ -18,42 +18,50 @@
 
 namespace erlmr::optim {
 
-// A parameter seen as a flat array of real components (2 per complex element).
-template <RealScalar R> struct RealView {
+// A parameter seen as a flat array of real components (2 per complex element), on device D.
+template <RealScalar R, class D = CpuDevice> struct RealView {
   R* value;
   const R* grad;  // null when the parameter received no gradient
   std::int64_t n;
 };
 
-template <RealScalar R> RealView<R> real_view(const Var<R>& v) {
+template <RealScalar R, class D> RealView<R, D> real_view(const Var<R, D>& v) {
   return {v.value().data(), v.grad().defined() ? v.grad().data() : nullptr, v.numel()};
 }
-template <RealScalar R> RealView<R> real_view(const Var<std::complex<R>>& v) {
+template <RealScalar R, class D> RealView<R, D> real_view(const Var<std::complex<R>, D>& v) {
   return {reinterpret_cast<R*>(v.value().data()), v.grad().defined() ? reinterpret_cast<const R*>(v.grad().data()) : nullptr,
           2 * v.numel()};
 }
 
-template <RealScalar R>
-class Optimizer {
+// The parameters an optimiser updates (real and complex, on device D), each read through
+// a RealView when the step runs; the CPU optimisers below and the device ones
+// (cuda/optim.hpp) derive from it.
+template <RealScalar R, class D = CpuDevice>
+class ParamViews {
  public:
-  virtual ~Optimizer() = default;
-  void add_params(const std::vector<Var<R>>& ps) {
+  virtual ~ParamViews() = default;
+  void add_params(const std::vector<Var<R, D>>& ps) {
     for (const auto& p : ps) views_.push_back([p] { return real_view(p); });
     grow_state();
   }
-  void add_params(const std::vector<Var<std::complex<R>>>& ps) {
+  void add_params(const std::vector<Var<std::complex<R>, D>>& ps) {
     for (const auto& p : ps) views_.push_back([p] { return real_view(p); });
     grow_state();
   }
   double lr = 1e-3;
-  virtual void step() = 0;
-  // Flat state for checkpoints: one vector per parameter and slot.
-  virtual std::vector<std::vector<R>*> state_buffers() = 0;
   std::int64_t steps = 0;
+  virtual void step() = 0;
 
  protected:
-  virtual void grow_state() = 0;
-  std::vector<std::function<RealView<R>()>> views_;
+  virtual void grow_state() = 0;  // size the per-parameter state for views_
+  std::vector<std::function<RealView<R, D>()>> views_;
+};
+
+template <RealScalar R>
+class Optimizer : public ParamViews<R> {
+ public:
+  // Flat state for checkpoints: one vector per parameter and slot.
+  virtual std::vector<std::vector<R>*> state_buffers() = 0;
 };
 
 // torch.optim.SGD: g ← g + wd·p; b ← μ·b + (1−dampening)·g (b = g on the first step);
