@@ -59,7 +59,7 @@ for g in "$build"/gen/*.cpp; do
 done
 
 # 2. a Makefile with header dependencies (-MMD), so reruns rebuild only what changed
-test_flags="-std=c++20 $common -I/usr/include/eigen3 -I$root/tests -DERLMR_HAS_CUDA=1 -DERLMR_FIXTURE_DIR=\"/work/shared/fixtures\""
+test_flags="-std=c++20 $common -I/usr/include/eigen3 -I$root/tests -DERLMR_HAS_CUDA=1 -DERLMR_FIXTURE_DIR=\"$root/../shared/fixtures\""
 {
   echo "all: $build/test_cuda_emu"
   objs=""
