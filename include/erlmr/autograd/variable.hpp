@@ -106,7 +106,9 @@ struct Node final : NodeBase {
   }
   void accumulate_adjoint_into_grad() override {
     if (!adjoint.defined()) return;
-    if (!grad.defined()) grad = adjoint.clone();
+    // The adjoint is dropped right after this (backward clears it), so its buffer is
+    // adopted when no other handle refers to it: no copy of a large weight gradient.
+    if (!grad.defined()) grad = adjoint.use_count() == 1 ? std::move(adjoint) : adjoint.clone();
     else D::add_inplace(grad.data(), adjoint.data(), grad.numel());
   }
   // Adds g (same shape as value) into the adjoint. The adjoint is accumulated in
