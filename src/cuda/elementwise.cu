@@ -1,6 +1,7 @@
-// src/cuda/elementwise.cu — fill, scalar arithmetic, broadcasting copies (expand and
-// its adjoint sum_to), broadcasting binary ops and the unary functions with their
-// backward rules, for T = float, double, std::complex<float>, std::complex<double>.
+// src/cuda/elementwise.cu — fill, scalar arithmetic (scale, add_scalar, axpy),
+// broadcasting copies (expand and its adjoint sum_to), broadcasting binary ops and the
+// unary functions with their backward rules, for T = float, double, std::complex<float>,
+// std::complex<double>.
 //
 // Every kernel is a grid-stride loop in which each output element is computed by one
 // thread from its own inputs, so results do not depend on the launch geometry. The only
@@ -47,6 +48,19 @@ template <class D> __global__ void scale_kernel(const D* x, D k, D* out, std::in
       out[i] = D(re, im);
     } else {
       out[i] = x[i] * k;
+    }
+  }
+}
+// y[i] += a·x[i] (complex: the product by fn::cmul, as scale_kernel).
+template <class D> __global__ void axpy_kernel(D* y, D a, const D* x, std::int64_t n) {
+  for (std::int64_t i = grid_first(); i < n; i += grid_stride()) {
+    if constexpr (is_cplx<D>::value) {
+      typename D::value_type re, im;
+      const D v = x[i];
+      fn::cmul(a.real(), a.imag(), v.real(), v.imag(), re, im);
+      y[i] = y[i] + D(re, im);
+    } else {
+      y[i] = y[i] + a * x[i];
     }
   }
 }
@@ -258,6 +272,12 @@ template <class T> void add_scalar(const T* x, T k, T* out, std::int64_t n) {
   check_launch("add_scalar_kernel");
 }
 
+template <class T> void axpy(T* y, T a, const T* x, std::int64_t n) {
+  if (n <= 0) return;
+  axpy_kernel<<<detail::blocks_for(n), kThreads, 0, stream()>>>(dev(y), dev_value(a), dev(x), n);
+  check_launch("axpy_kernel");
+}
+
 template <class T> void expand(const T* x, const Dims& xs, T* out, const Dims& os) {
   const std::int64_t n = os.numel();
   if (n <= 0) return;
@@ -312,6 +332,7 @@ template <class T> void unary_backward(Unary op, const T* x, const T* y, const T
   template void add_inplace<T>(T*, const T*, std::int64_t);                                           \
   template void scale<T>(const T*, T, T*, std::int64_t);                                              \
   template void add_scalar<T>(const T*, T, T*, std::int64_t);                                         \
+  template void axpy<T>(T*, T, const T*, std::int64_t);                                               \
   template void expand<T>(const T*, const Dims&, T*, const Dims&);                                    \
   template void sum_to<T>(const T*, const Dims&, T*, const Dims&);                                    \
   template void binary<T>(Binary, const T*, const Dims&, const T*, const Dims&, T*, const Dims&);     \

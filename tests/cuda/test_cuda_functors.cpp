@@ -4,6 +4,7 @@
 // and with finite differences.
 #include <doctest/doctest.h>
 
+#include <bit>
 #include <cmath>
 #include <complex>
 #include <cstdint>
@@ -169,6 +170,40 @@ TEST_CASE("cuda philox: philox_bits equals Generator::bits") {
     }
   }
   CHECK(checked == int(seeds.size() * counters.size()));
+}
+
+TEST_CASE("cuda philox: philox_normal equals Generator::normal bitwise") {
+  std::vector<std::uint64_t> seeds = {0, 1, 42, 0xFFFFFFFFull, 0x100000000ull, 0xDEADBEEFCAFEF00Dull,
+                                      0xFFFFFFFFFFFFFFFFull};
+  Points pts(13);
+  for (int i = 0; i < 4; ++i) seeds.push_back(pts.next());
+  std::vector<std::uint64_t> counters;
+  for (std::uint64_t i = 0; i <= 2000; ++i) counters.push_back(i);
+  // lane blocks i >> 1 straddling 2^32 (the counter's high word) and near the top of the range
+  for (std::uint64_t base : {0xFFFFFFF0ull, 0x1FFFFFFF0ull, 0x200000000ull - 3, 0x7FFFFFFFFFFFFFF8ull,
+                             0xFFFFFFFFFFFFFFF0ull})
+    for (std::uint64_t k = 0; k < 16; ++k) counters.push_back(base + k);
+  for (int i = 0; i < 64; ++i) counters.push_back(pts.next());
+  int mism = 0;
+  for (std::uint64_t s : seeds) {
+    const Generator g(s);
+    for (std::uint64_t i : counters) {
+      const double got = cuda::philox_normal(s, i), want = g.normal(i);
+      if (std::bit_cast<std::uint64_t>(got) != std::bit_cast<std::uint64_t>(want)) {
+        INFO("seed " << s << " counter " << i << ": " << got << " vs " << want);
+        CHECK(false);
+        ++mism;
+      }
+    }
+  }
+  CHECK(mism == 0);
+  // and the pair helper the noise kernel uses: (r cos θ, r sin θ) of lane block b are normal(2b), normal(2b + 1)
+  for (std::uint64_t b : {std::uint64_t(0), std::uint64_t(7), std::uint64_t(0x80000000ull), ~std::uint64_t(0) >> 1}) {
+    double r, theta;
+    cuda::philox_box_muller(42, b, r, theta);
+    CHECK(r * std::cos(theta) == Generator(42).normal(2 * b));
+    CHECK(r * std::sin(theta) == Generator(42).normal(2 * b + 1));
+  }
 }
 
 TEST_CASE("cuda philox: the dropout mask rule reproduces the CPU dropout") {

@@ -3,11 +3,14 @@
 // sum_all's two-level tree (n > 4096: chunk_sum_kernel + final_sum_kernel), gram3 over
 // several 16384-element chunks, gemm with k = 0 (scale_matrix_kernel) and with the
 // leading dimensions cuBLAS rejects unless fix_ld raises them, batch norm with m > 256
-// and an inner extent that does not divide 256 (ChannelWalk's carry), max_axis with NaN.
+// and an inner extent that does not divide 256 (ChannelWalk's carry), max_axis with NaN;
+// and the gradient arithmetic of the rebalancing methods: add_normal_noise (OGM-GE) against
+// Generator::normal, axpy, CudaDevice::scale_inplace and CudaDevice::sum.
 #include <doctest/doctest.h>
 
 #include <cmath>
 #include <complex>
+#include <cstring>
 #include <limits>
 #include <vector>
 
@@ -178,4 +181,100 @@ TEST_CASE("CUDA kernels: max_axis with NaN picks the first NaN, like the CPU") {
   cuda::max_axis<double>(x.data(), 1, 6, 1, out.data(), idx.data());
   CHECK(std::isnan(out.to_vector()[0]));
   CHECK(idx.to_vector()[0] == 1);
+}
+
+// OGM-GE's noise on the device against the CPU loop of balance/ogm_ge.hpp (g = R(k·g + sd·normal)):
+// n not a multiple of the pair/block sizes, odd first offsets (the first pair half outside the
+// range), a first offset whose lane blocks straddle 2^32, several launch blocks; n = 0 is a no-op.
+TEST_CASE_TEMPLATE("CUDA kernels: add_normal_noise equals Generator::normal on the host", R, float, double) {
+  const double tol = std::is_same_v<R, float> ? 1e-6 : 1e-12;
+  struct Case { std::int64_t n; std::uint64_t first; double k, sd; };
+  for (Case c : {Case{1, 0, 1.0, 1.0}, Case{1, 3, 0.5, 2.0}, Case{7, 0, 1.0, 0.1}, Case{7, 5, 0.8, 0.3},
+                 Case{1001, 17, 0.25, 1e-3}, Case{70001, 1, 1.5, 0.7}, Case{13, 0x1FFFFFFF9ull, 0.9, 1.0},
+                 Case{10, 0, 1.0, 0.0}}) {
+    CAPTURE(c.n);
+    CAPTURE(c.first);
+    const std::uint64_t seed = 0x4F474D2D4745ull ^ std::uint64_t(c.n);
+    const auto h = host_random<R>(c.n, 31 + c.n);
+    auto d = dev(h);
+    cuda::add_normal_noise<R>(d.data(), c.n, c.k, c.sd, seed, c.first);
+    const auto got = d.to_vector();
+    const Generator gen(seed);
+    int bad = 0;
+    for (std::int64_t i = 0; i < c.n; ++i) {
+      const double z = gen.normal(c.first + std::uint64_t(i));
+      const R want = R(c.k * double(h[i]) + c.sd * z);
+      const double scale = std::abs(c.k * double(h[i])) + c.sd * std::abs(z) + 1e-30;
+      if (std::abs(double(got[i]) - double(want)) > tol * scale) {
+        if (++bad <= 3) {
+          INFO("i " << i << ": " << got[i] << " vs " << want);
+          CHECK(false);
+        }
+      }
+    }
+    CHECK(bad == 0);
+  }
+  // n = 0: nothing is written (and nothing launched)
+  const auto h = host_random<R>(4, 3);
+  auto d = dev(h);
+  cuda::add_normal_noise<R>(d.data(), 0, 2.0, 1.0, 1, 0);
+  CudaDevice::add_normal_noise<R>(d.data(), -1, 2.0, 1.0, 1, 0);
+  CHECK(d.to_vector() == h);
+  // the CudaDevice member forwards (same numbers as the kernel entry point)
+  auto e = dev(h);
+  CudaDevice::add_normal_noise<R>(e.data(), 4, 0.5, 0.25, 9, 1);
+  const Generator gen(9);
+  const auto ge = e.to_vector();
+  for (std::int64_t i = 0; i < 4; ++i)
+    CHECK(std::abs(double(ge[i]) - double(R(0.5 * double(h[i]) + 0.25 * gen.normal(1 + std::uint64_t(i))))) <= tol);
+}
+
+TEST_CASE_TEMPLATE("CUDA kernels: axpy and scale_inplace", T, float, double, std::complex<double>) {
+  const double tol = std::is_same_v<real_t<T>, float> ? 1e-6 : 1e-14;
+  for (std::int64_t n : {1, 5, 1000, 70001}) {
+    CAPTURE(n);
+    const auto x = host_random<T>(n, 40 + n), y = host_random<T>(n, 50 + n);
+    T a = T(-1.25);
+    if constexpr (is_complex_v<T>) a = T(0.75, -1.5);
+    auto dy = dev(y);
+    const auto dx = dev(x);
+    CudaDevice::axpy<T>(dy.data(), a, dx.data(), n);
+    const auto got = dy.to_vector();
+    double worst = 0;
+    for (std::int64_t i = 0; i < n; ++i) worst = std::max(worst, mag(got[i] - (y[i] + a * x[i])));
+    CHECK(worst <= tol * 4);
+    // scale_inplace: p *= k through cuda::scale with out == x
+    T k = T(0.5);
+    if constexpr (is_complex_v<T>) k = T(-0.5, 2.0);
+    CudaDevice::scale_inplace<T>(dy.data(), k, n);
+    const auto sc = dy.to_vector();
+    worst = 0;
+    for (std::int64_t i = 0; i < n; ++i) worst = std::max(worst, mag(sc[i] - got[i] * k));
+    CHECK(worst <= tol * 4);
+  }
+  // n = 0: no launch, nothing touched
+  CudaDevice::axpy<T>(nullptr, T(1), nullptr, 0);
+  CudaDevice::scale_inplace<T>(nullptr, T(2), 0);
+}
+
+TEST_CASE_TEMPLATE("CUDA kernels: CudaDevice::sum", T, float, double, std::complex<double>) {
+  CHECK(CudaDevice::sum<T>(nullptr, 0) == T(0));
+  for (std::int64_t n : {1, 300, 4097, 50000}) {
+    CAPTURE(n);
+    const auto h = host_random<T>(n, 60 + n);
+    const auto d = dev(h);
+    const T got = CudaDevice::sum<T>(d.data(), n);
+    double want_re = 0, want_im = 0, scale = 0;
+    for (auto v : h) {
+      want_re += double(std::real(v));
+      want_im += double(std::imag(v));
+      scale += mag(v);
+    }
+    const double tol = std::is_same_v<real_t<T>, float> ? 1e-6 : 1e-13;
+    CHECK(std::abs(double(std::real(got)) - want_re) <= tol * scale);
+    CHECK(std::abs(double(std::imag(got)) - want_im) <= tol * scale);
+    // repeatable bitwise (fixed tree, no atomics)
+    const T again = CudaDevice::sum<T>(d.data(), n);
+    CHECK(std::memcmp(&got, &again, sizeof(T)) == 0);
+  }
 }

@@ -49,9 +49,9 @@ struct HostMemory {
 };
 using HostBlockCache = BlockCache<HostMemory>;
 
-// add_inplace(dst, src, n) (dst += src, used by the tape to accumulate adjoints) and
-// fill(p, n, v) are also expected of every device; they are templates, so the concept
-// cannot name them.
+// add_inplace(dst, src, n) (dst += src, used by the tape to accumulate adjoints),
+// fill(p, n, v), axpy(y, a, x, n) and scale_inplace(p, k, n) are also expected of every
+// device; they are templates, so the concept cannot name them.
 struct CpuDevice {
   static constexpr bool is_host = true;
   static constexpr std::size_t kAlignment = HostBlockCache::kAlignment;  // a cache line; enough for AVX-512
@@ -71,6 +71,15 @@ struct CpuDevice {
   template <class T> static void add_inplace(T* dst, const T* src, std::int64_t n) {
     using A = Eigen::Map<Eigen::Array<T, Eigen::Dynamic, 1>>;
     A(dst, n) += A(const_cast<T*>(src), n);
+  }
+
+  // y += a·x and p *= k (gradient arithmetic of the rebalancing methods, train/method.hpp).
+  template <class T> static void axpy(T* y, const T& a, const T* x, std::int64_t n) {
+    using A = Eigen::Map<Eigen::Array<T, Eigen::Dynamic, 1>>;
+    A(y, n) += a * A(const_cast<T*>(x), n);
+  }
+  template <class T> static void scale_inplace(T* p, const T& k, std::int64_t n) {
+    Eigen::Map<Eigen::Array<T, Eigen::Dynamic, 1>>(p, n) *= k;
   }
 
   static int num_threads() { return ThreadPool::instance().num_threads(); }

@@ -8,6 +8,9 @@
 //                        buffer may be freed by the caller right after)
 //   copy_to_host         device-to-host; waits for all queued work, then copies
 //   zero, fill           queued on the stream
+//   add_inplace, axpy, scale_inplace, add_normal_noise
+//                        elementwise gradient arithmetic, queued on the stream
+//   sum, gram            reductions; wait and return the result to the host
 //   parallel_for         (nvcc only) runs f(i, i + 1) for every i in [0, n) on the GPU
 //
 // Host code using CudaDevice needs the CUDA runtime headers and libcudart, and the
@@ -42,6 +45,27 @@ struct CudaDevice {
   }
   template <class T> static void fill(T* p, std::int64_t n, const T& v) { cuda::fill<T>(p, n, v); }
   template <class T> static void add_inplace(T* dst, const T* src, std::int64_t n) { cuda::add_inplace<T>(dst, src, n); }
+  // y += a·x and p *= k (gradient arithmetic of the rebalancing methods, as CpuDevice's).
+  template <class T> static void axpy(T* y, const T& a, const T* x, std::int64_t n) { cuda::axpy<T>(y, a, x, n); }
+  // In place through cuda::scale: each element is read and written by the same thread.
+  template <class T> static void scale_inplace(T* p, const T& k, std::int64_t n) { cuda::scale<T>(p, k, p, n); }
+  // g ← k·g + sd·N(0, 1) with the normals Generator(seed).normal(first + i) (OGM-GE's noise,
+  // balance/ogm_ge.hpp), for R = float, double.
+  template <class R>
+  static void add_normal_noise(R* g, std::int64_t n, double k, double sd, std::uint64_t seed, std::uint64_t first) {
+    cuda::add_normal_noise<R>(g, n, k, sd, seed, first);
+  }
+
+  // The sum of n device elements, returned to the host: cuda::sum_all's fixed tree, so the
+  // same on every run (differs from the CPU's sum only by summation order).
+  template <class T> static T sum(const T* x, std::int64_t n) {
+    T* d = static_cast<T*>(allocate(sizeof(T)));
+    cuda::sum_all<T>(x, n, d);
+    T out;
+    copy_to_host(&out, d, sizeof(T));
+    deallocate(d);
+    return out;
+  }
 
   // Σa², Σab, Σb² (double) of two device arrays, returned to the host (erl/mmc.hpp's
   // min-norm weight on gradients that live on the device).

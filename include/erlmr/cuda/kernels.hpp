@@ -37,6 +37,7 @@ template <class T> void fill(T* p, std::int64_t n, T v);
 template <class T> void add_inplace(T* dst, const T* src, std::int64_t n);       // dst += src
 template <class T> void scale(const T* x, T k, T* out, std::int64_t n);          // out = k·x
 template <class T> void add_scalar(const T* x, T k, T* out, std::int64_t n);     // out = x + k
+template <class T> void axpy(T* y, T a, const T* x, std::int64_t n);            // y += a·x
 // NumPy broadcast copy of x (shape xs) to shape os (xs broadcasts to os; same rank
 // not required: trailing axes align).
 template <class T> void expand(const T* x, const Dims& xs, T* out, const Dims& os);
@@ -123,6 +124,11 @@ void dropout_mask(std::uint64_t seed, std::uint64_t first, std::int64_t total, s
                   R* mask);
 // out = x·mask per real part (complex x uses mask[2i] for Re and mask[2i+1] for Im).
 template <class T> void apply_mask(const T* x, const void* mask, T* out, std::int64_t n);
+// OGM-GE's gradient noise, in place: g[i] = R(k·double(g[i]) + sd·philox_normal(seed, first + i))
+// for i < n, with philox_normal exactly Generator::normal of core/rng.hpp (up to the device
+// libm's rounding), so g gets the CPU's noise for the same (seed, first) (balance/ogm_ge.hpp).
+template <class R>
+void add_normal_noise(R* g, std::int64_t n, double k, double sd, std::uint64_t seed, std::uint64_t first);
 
 // ---- blas.cu (cuBLAS) ------------------------------------------------------------------
 enum class Op { N, T, C };  // none, transpose, conjugate transpose (C = T for real types)

@@ -6,7 +6,13 @@
 // 32/64-bit integer arithmetic is used, so the same function compiles with nvcc
 // (as __host__ __device__) and with any host C++ compiler (tests compare it with
 // the CPU Generator). No CUDA header is included.
+//
+// philox_normal(seed, i) returns Generator(seed).normal(i): Box–Muller on the
+// separate counter lane (lo(i >> 1), hi(i >> 1), 1, 0). It uses <cmath>'s sqrt, log,
+// sin and cos, which nvcc also provides in device code; on the host the result is
+// bitwise the CPU's, on the GPU it differs only by the device libm's rounding.
 #pragma once
+#include <cmath>
 #include <cstdint>
 
 // ERLMR_HD marks functions callable from host and device code under nvcc; empty for
@@ -69,5 +75,27 @@ ERLMR_HD inline std::uint32_t philox_bits(std::uint64_t seed, std::uint64_t coun
 // Dropout's keep decision for one counter (ops/norm.hpp): keep iff the top 24 bits,
 // read as an integer in [0, 2^24), are at least threshold = ceil(p·2^24).
 ERLMR_HD inline bool dropout_keep(std::uint32_t bits, std::uint32_t threshold) { return (bits >> 8) >= threshold; }
+
+// Box–Muller inputs of the normal pair in lane block b (counters 2b and 2b + 1 of
+// Generator::normal): r = √(−2 log u1) and θ = 2π·u2, with u1 = ((w0 >> 8) + 1)/(2^24 + 1)
+// in (0, 1] and u2 = (w1 >> 8)/2^24 from words 0 and 1 of the Philox block with counter
+// words (lo(b), hi(b), 1, 0). Written as Generator::normal writes them, operation for
+// operation, so the host result is bitwise equal.
+ERLMR_HD inline void philox_box_muller(std::uint64_t seed, std::uint64_t b, double& r, double& theta) {
+  std::uint32_t w[4] = {static_cast<std::uint32_t>(b), static_cast<std::uint32_t>(b >> 32), 1u, 0u};
+  philox4x32_10(w, static_cast<std::uint32_t>(seed), static_cast<std::uint32_t>(seed >> 32));
+  const double u1 = ((w[0] >> 8) + 1) * (1.0 / 16777217.0);  // (0, 1]
+  const double u2 = (w[1] >> 8) * (1.0 / 16777216.0);
+  r = std::sqrt(-2.0 * std::log(u1));
+  theta = 6.283185307179586 * u2;
+}
+
+// Standard normal number i of `seed`, identical (on the host) to Generator(seed).normal(i):
+// r·cos θ for even i, r·sin θ for odd i, (r, θ) from lane block i >> 1.
+ERLMR_HD inline double philox_normal(std::uint64_t seed, std::uint64_t i) {
+  double r, theta;
+  philox_box_muller(seed, i >> 1, r, theta);
+  return (i & 1u) ? r * std::sin(theta) : r * std::cos(theta);
+}
 
 }  // namespace erlmr::cuda
