@@ -1,7 +1,7 @@
 // erlmr — the command line: one reference step, training, evaluation.
 //
 //   erlmr step  --fixture F.npz --fusion concat --dtype f64 --out OUT.npz
-//   erlmr train --data synthetic|DIR --method erlmr[,joint,...] --epochs 20 --out runs/x
+//   erlmr train --data synthetic|DIR --method erlmr[,joint,...] --epochs 20 --out runs/x [--device cuda]
 //   erlmr eval  --checkpoint runs/x/erlmr/checkpoint.npz --data synthetic|DIR
 //   erlmr data build av-fashion --out data/av-fashion   (docs/av-fashion.md)
 //
@@ -19,6 +19,9 @@
 #include <unistd.h>
 
 #include "compare.hpp"
+#if defined(ERLMR_HAS_CUDA)
+#include <erlmr/cuda.hpp>  // --device cuda (built with -DERLMR_CUDA=ON, docs/cuda.md)
+#endif
 #if defined(ERLMR_HAVE_ESPEAK)
 #include "av_fashion.hpp"
 #endif
@@ -97,7 +100,7 @@ struct TrainOptions {
   DataOptions data;
   balance::MethodOptions options;
   std::string methods = "erlmr", fusion = "concat", mode = "fused", optimizer = "sgd", schedule = "step", out = "runs/latest",
-              dtype = "f32", resume, arch = "auto";
+              dtype = "f32", resume, arch = "auto", device = "cpu";
   std::int64_t width = 64;
   std::vector<int> milestones{50, 100, 150};
   double lr = 1e-3, momentum = 0.9, weight_decay = 1e-4, factor = 0.9, dropout = 0.5;
@@ -139,8 +142,24 @@ struct RunSummary {
   double seconds_per_epoch = 0;
 };
 
-template <RealScalar R> RunSummary train_one(const TrainOptions& o, const std::string& method, const data::Dataset<R>& d,
-                                             const fs::path& dir) {
+// Calls f(CpuDevice{}) or f(CudaDevice{}) for --device cpu | cuda; a build without the CUDA
+// backend, or a machine without a usable GPU, gets an error saying which.
+template <class F> int by_device(const std::string& device, F&& f) {
+  if (device == "cpu") return f(CpuDevice{});
+  if (device == "cuda") {
+#if defined(ERLMR_HAS_CUDA)
+    std::string why;
+    if (!cuda::available(&why)) throw std::runtime_error("--device cuda: no usable CUDA device (" + why + ")");
+    return f(CudaDevice{});
+#else
+    throw std::runtime_error("--device cuda: this erlmr was built without the CUDA backend (configure with -DERLMR_CUDA=ON; docs/cuda.md)");
+#endif
+  }
+  throw std::invalid_argument("unknown device '" + device + "' (expected cpu or cuda)");
+}
+
+template <RealScalar R, class D> RunSummary train_one(const TrainOptions& o, const std::string& method, const data::Dataset<R>& d,
+                                                      const fs::path& dir) {
   train::TrainConfig c;
   c.method = method;
   c.options = o.options;
@@ -162,7 +181,7 @@ template <RealScalar R> RunSummary train_one(const TrainOptions& o, const std::s
   c.dropout = o.dropout;
   c.probe_epochs = o.probe_epochs;
   if (d.train.size() < c.batch) throw std::runtime_error("training split has " + std::to_string(d.train.size()) + " samples, fewer than one batch");
-  train::Trainer<R> t(c, d);
+  train::Trainer<R, D> t(c, d);
   fs::create_directories(dir);
   const fs::path ckpt = dir / "checkpoint.npz";
   if (!o.resume.empty()) {
@@ -242,6 +261,7 @@ template <RealScalar R> RunSummary train_one(const TrainOptions& o, const std::s
   j["encoders"] = {{d.modality_a, t.model().enc_a->describe()}, {d.modality_g, t.model().enc_g->describe()}};
   j["step_mode"] = o.mode;
   j["dtype"] = o.dtype;
+  j["device"] = o.device;
   j["epochs"] = o.epochs;
   j["batch"] = o.batch;
   j["seed"] = o.seed;
@@ -257,15 +277,15 @@ template <RealScalar R> RunSummary train_one(const TrainOptions& o, const std::s
   return rs;
 }
 
-template <RealScalar R> int run_train(const TrainOptions& o) {
+template <RealScalar R, class D> int run_train(const TrainOptions& o) {
   if (o.threads > 0) set_num_threads(o.threads);
   const auto d = load_data<R>(o.data);
-  std::printf("data: %s, %lld train / %lld test samples, %s %s + %s %s, %lld classes; threads %d\n", d.name.c_str(),
+  std::printf("data: %s, %lld train / %lld test samples, %s %s + %s %s, %lld classes; device %s, threads %d\n", d.name.c_str(),
               (long long)d.train.size(), (long long)d.test.size(), d.modality_a.c_str(), Shape(d.sample_shape(0)).str().c_str(),
-              d.modality_g.c_str(), Shape(d.sample_shape(1)).str().c_str(), (long long)d.classes, num_threads());
+              d.modality_g.c_str(), Shape(d.sample_shape(1)).str().c_str(), (long long)d.classes, o.device.c_str(), num_threads());
   std::vector<RunSummary> runs;
   const auto methods = split_list(o.methods);
-  for (const auto& m : methods) runs.push_back(train_one<R>(o, m, d, methods.size() > 1 ? fs::path(o.out) / m : fs::path(o.out)));
+  for (const auto& m : methods) runs.push_back(train_one<R, D>(o, m, d, methods.size() > 1 ? fs::path(o.out) / m : fs::path(o.out)));
   std::printf("\n| method | fused acc (last) | best (epoch) | macro-F1 | head a | head g | probe a | probe g | s/epoch |\n");
   std::printf("|---|---|---|---|---|---|---|---|---|\n");
   for (const auto& r : runs)
@@ -280,12 +300,12 @@ template <RealScalar R> int run_train(const TrainOptions& o) {
 // ---------------------------------------------------------------- eval
 struct EvalOptions {
   DataOptions data;
-  std::string checkpoint, fusion = "concat", dtype = "f32", method = "erlmr", arch = "auto", predictions;
+  std::string checkpoint, fusion = "concat", dtype = "f32", method = "erlmr", arch = "auto", predictions, device = "cpu";
   std::int64_t width = 64;
   int threads = 0;
 };
 
-template <RealScalar R> int run_eval(const EvalOptions& o) {
+template <RealScalar R, class D> int run_eval(const EvalOptions& o) {
   if (o.threads > 0) set_num_threads(o.threads);
   const auto d = load_data<R>(o.data);
   train::TrainConfig c;
@@ -306,7 +326,7 @@ template <RealScalar R> int run_eval(const EvalOptions& o) {
     if (auto a = text("trainer/arch"); !a.empty()) c.arch = a;
     if (auto it = npz.find("trainer/width"); it != npz.end() && it->second.numel() == 1) c.width = it->second.template as<std::int64_t>().at(0);
   }
-  train::Trainer<R> t(c, d);
+  train::Trainer<R, D> t(c, d);
   t.load_checkpoint(o.checkpoint);
   train::Predictions pred;
   const auto r = t.evaluate(d.test, &pred);
@@ -369,6 +389,7 @@ int main(int argc, char** argv) {
   tr->add_option("--seed", to.seed);
   tr->add_option("--threads", to.threads, "0 = all cores");
   tr->add_option("--dtype", to.dtype, "f32 | f64");
+  tr->add_option("--device", to.device, "cpu | cuda (the model, batches and optimiser on the GPU; needs a -DERLMR_CUDA=ON build)");
   tr->add_option("--probe-epochs", to.probe_epochs);
   tr->add_option("--out", to.out, "output directory");
   tr->add_option("--resume", to.resume, "checkpoint to resume from ('auto': OUT/checkpoint.npz if present)");
@@ -396,6 +417,7 @@ int main(int argc, char** argv) {
   ev->add_option("--arch", eo.arch, "for model-only files (checkpoint.npz records it)");
   ev->add_option("--width", eo.width, "for model-only files (checkpoint.npz records it)");
   ev->add_option("--dtype", eo.dtype);
+  ev->add_option("--device", eo.device, "cpu | cuda");
   ev->add_option("--threads", eo.threads);
   ev->add_option("--predictions", eo.predictions, "write per-sample test predictions (fused, head a, head g) to this CSV");
 
@@ -468,8 +490,14 @@ int main(int argc, char** argv) {
       throw std::invalid_argument("unknown dtype '" + dt + "' (expected f32 or f64)");
     };
     if (*step) return by_dtype(so.dtype, [&] { return run_step<float>(so); }, [&] { return run_step<double>(so); });
-    if (*tr) return by_dtype(to.dtype, [&] { return run_train<float>(to); }, [&] { return run_train<double>(to); });
-    if (*ev) return by_dtype(eo.dtype, [&] { return run_eval<float>(eo); }, [&] { return run_eval<double>(eo); });
+    if (*tr)
+      return by_device(to.device, [&]<class D>(D) {
+        return by_dtype(to.dtype, [&] { return run_train<float, D>(to); }, [&] { return run_train<double, D>(to); });
+      });
+    if (*ev)
+      return by_device(eo.device, [&]<class D>(D) {
+        return by_dtype(eo.dtype, [&] { return run_eval<float, D>(eo); }, [&] { return run_eval<double, D>(eo); });
+      });
   } catch (const std::exception& e) {
     std::fprintf(stderr, "erlmr: error: %s\n", e.what());
     return 1;

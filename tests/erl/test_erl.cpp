@@ -289,6 +289,11 @@ TEST_CASE("erlmr train: same seed gives byte-identical metrics.csv, with 1 and 2
   CHECK(run_cli("eval --data synthetic --window 12 --train-size 64 --test-size 32 --checkpoint " + (dir / "s" / "model.npz").string()) == 256);
   // Bad input is an error with a message, not a crash.
   CHECK(run_cli("train --data " + (dir / "missing").string() + " --epochs 1 --out " + (dir / "x").string()) == 256);
+  // An unknown device, or --device cuda where there is no CUDA backend or GPU, is an error too.
+  CHECK(run_cli("train --device tpu --out " + (dir / "x").string() + one) == 256);
+#if !defined(ERLMR_HAS_CUDA)
+  CHECK(run_cli("train --device cuda --out " + (dir / "x").string() + one) == 256);
+#endif
   fs::remove_all(dir);
 }
 

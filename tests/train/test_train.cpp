@@ -227,6 +227,35 @@ TEST_CASE("training: a resumed run continues bitwise identically") {
   fs::remove(path);
 }
 
+TEST_CASE("training: a checkpoint whose optimiser state has the wrong length is refused, naming the file") {
+  const auto d = small_data();
+  auto c = small_cfg();
+  const auto path = (fs::temp_directory_path() / "erlmr_bad_optim.npz").string();
+  train::Trainer<float> t(c, d);
+  t.train_epoch();
+  auto m = t.checkpoint();
+  REQUIRE(m.count("trainer/optim/0"));
+  const auto n = m.at("trainer/optim/0").numel();
+  REQUIRE(n > 1);
+  m["trainer/optim/0"] = data::NpyArray::make<float>({n - 1}, std::vector<float>(static_cast<std::size_t>(n - 1), 0.f));
+  data::write_npz(path, m, true);
+  train::Trainer<float> r(c, d);
+  try {
+    r.load_checkpoint(path);
+    FAIL("a short optimiser state was accepted");
+  } catch (const std::runtime_error& e) {
+    const std::string msg = e.what();
+    CHECK(msg.find(path) != std::string::npos);
+    CHECK(msg.find("optimizer state slot 0") != std::string::npos);
+  }
+  // An empty slot (a state not created yet) is accepted.
+  m["trainer/optim/0"] = data::NpyArray::make<float>({0}, std::vector<float>{});
+  data::write_npz(path, m, true);
+  train::Trainer<float> e(c, d);
+  CHECK_NOTHROW(e.load_checkpoint(path));
+  fs::remove(path);
+}
+
 TEST_CASE("training: every method learns — loss falls and accuracy beats chance clearly") {
   const auto d = small_data(720, 24);
   for (std::string m : {"erlmr", "joint", "uniform", "unimodal-a"}) {

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # tools/cuda_emu/run.sh — builds the whole CUDA test program (tests/cuda/test_cuda_main.cpp,
-# test_cuda_ops.cpp, test_cuda_model.cpp, test_cuda_kernels.cpp) against a CPU emulation of the CUDA runtime and
+# test_cuda_ops.cpp, test_cuda_model.cpp, test_cuda_kernels.cpp, test_cuda_train.cpp) against a CPU emulation of the CUDA runtime and
 # cuBLAS (tools/cuda_emu/shim), with every src/cuda/*.cu rewritten into host C++ by
 # rewrite.py, and runs it. Arguments are passed to the doctest program, e.g.
 #   tools/cuda_emu/run.sh -tc='*optimisers*'        (one test case)
@@ -68,7 +68,7 @@ test_flags="-std=c++20 $common -I/usr/include/eigen3 -I$root/tests -DERLMR_HAS_C
     objs="$objs $o"
     printf '%s: %s\n\tg++ %s -MMD -MP -c %s -o %s\n' "$o" "$g" "$kern_flags" "$g" "$o"
   done
-  for t in test_cuda_main test_cuda_ops test_cuda_model test_cuda_kernels; do
+  for t in test_cuda_main test_cuda_ops test_cuda_model test_cuda_kernels test_cuda_train; do
     o="$build/obj/t_$t.o"
     objs="$objs $o"
     printf '%s: %s\n\tg++ %s -MMD -MP -c %s -o %s\n' "$o" "$root/tests/cuda/$t.cpp" "${test_flags//\"/\\\"}" \

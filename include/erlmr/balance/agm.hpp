@@ -83,20 +83,20 @@ inline double agm_coefficient(double r_bar, double r, double alpha) {
   return std::exp(std::clamp(alpha * (r_bar - r), -7.0, 7.0));
 }
 
-template <RealScalar R>
-class Agm final : public train::Method<R> {
+template <RealScalar R, class D = CpuDevice>
+class Agm final : public train::Method<R, D> {
  public:
-  Agm(const MethodOptions& o, erl::ErlmrModel<R>&, std::int64_t) : alpha_(o.agm_alpha), beta_(o.agm_average) {}
+  Agm(const MethodOptions& o, erl::ErlmrModel<R, D>&, std::int64_t) : alpha_(o.agm_alpha), beta_(o.agm_average) {}
   std::string name() const override { return "agm"; }
 
-  train::StepStats step(erl::ErlmrModel<R>& m, const train::Batch<R>& b, nn::Context& ctx, int) override {
+  train::StepStats step(erl::ErlmrModel<R, D>& m, const train::Batch<R, D>& b, nn::Context& ctx, int) override {
     ShapleyLogits<R> phi;
     {
       NoGradGuard ng;
       nn::Context ev{false, nullptr, 1.0};
-      const Var<R> z1(Tensor<R>::zeros(b.x1.shape())), z2(Tensor<R>::zeros(b.x2.shape()));
-      phi = agm_shapley(m.forward(b.x1, b.x2, ev).out.value(), m.forward(z1, b.x2, ev).out.value(),
-                        m.forward(b.x1, z2, ev).out.value(), m.forward(z1, z2, ev).out.value());
+      const Var<R, D> z1(Tensor<R, D>::zeros(b.x1.shape())), z2(Tensor<R, D>::zeros(b.x2.shape()));
+      auto logits = [&](const Var<R, D>& x1, const Var<R, D>& x2) { return as_host(m.forward(x1, x2, ev).out.value()); };
+      phi = agm_shapley(logits(b.x1, b.x2), logits(z1, b.x2), logits(b.x1, z2), logits(z1, z2));
     }
     auto f = m.forward(b.x1, b.x2, ctx);
     auto l = train::standard_losses(f, b.y);

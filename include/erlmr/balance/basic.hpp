@@ -9,12 +9,12 @@
 
 namespace erlmr::balance {
 
-template <RealScalar R>
-class ErlmrMethod final : public train::Method<R> {
+template <RealScalar R, class D = CpuDevice>
+class ErlmrMethod final : public train::Method<R, D> {
  public:
   explicit ErlmrMethod(erl::StepMode mode) : mode_(mode) {}
   std::string name() const override { return "erlmr"; }
-  train::StepStats step(erl::ErlmrModel<R>& m, const train::Batch<R>& b, nn::Context& ctx, int) override {
+  train::StepStats step(erl::ErlmrModel<R, D>& m, const train::Batch<R, D>& b, nn::Context& ctx, int) override {
     const auto r = erl::erlmr_step(m, b.x1, b.x2, b.y, ctx, mode_);
     train::StepStats s;
     s.loss = r.loss;
@@ -29,8 +29,8 @@ class ErlmrMethod final : public train::Method<R> {
   erl::StepMode mode_;
 };
 
-template <RealScalar R>
-class PlainMethod final : public train::Method<R> {
+template <RealScalar R, class D = CpuDevice>
+class PlainMethod final : public train::Method<R, D> {
  public:
   enum class Kind { joint, uniform, unimodal_a, unimodal_g };
   explicit PlainMethod(Kind k) : kind_(k) {}
@@ -43,10 +43,10 @@ class PlainMethod final : public train::Method<R> {
     }
     return "?";
   }
-  train::StepStats step(erl::ErlmrModel<R>& m, const train::Batch<R>& b, nn::Context& ctx, int) override {
+  train::StepStats step(erl::ErlmrModel<R, D>& m, const train::Batch<R, D>& b, nn::Context& ctx, int) override {
     auto f = m.forward(b.x1, b.x2, ctx);
     auto l = train::standard_losses(f, b.y);
-    Var<R> loss;
+    Var<R, D> loss;
     switch (kind_) {
       case Kind::joint: loss = l.ce; break;
       case Kind::uniform: loss = add(add(l.ce, l.ce_a), l.ce_g); break;

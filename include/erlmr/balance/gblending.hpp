@@ -43,15 +43,15 @@ inline GbTriple gblending_weights(const GbTriple& prevV, const GbTriple& nowV, c
   return w;
 }
 
-template <RealScalar R>
-class GBlending final : public train::Method<R> {
+template <RealScalar R, class D = CpuDevice>
+class GBlending final : public train::Method<R, D> {
  public:
-  GBlending(const MethodOptions& o, erl::ErlmrModel<R>&, std::int64_t)
+  GBlending(const MethodOptions& o, erl::ErlmrModel<R, D>&, std::int64_t)
       : super_epoch_(std::max(1, o.gb_super_epoch)), holdout_(o.gb_holdout) {}
   std::string name() const override { return "gblending"; }
   double holdout_fraction() const override { return holdout_; }
 
-  void begin_epoch(erl::ErlmrModel<R>& m, const train::EpochView<R>& v) override {
+  void begin_epoch(erl::ErlmrModel<R, D>& m, const train::EpochView<R, D>& v) override {
     if (v.epoch % super_epoch_ != 0 || !v.batches || !v.validation || v.validation->empty()) return;
     const GbTriple nowT = mean_losses(m, *v.batches), nowV = mean_losses(m, *v.validation);
     if (have_prev_) w_ = gblending_weights(prevV_, nowV, prevT_, nowT);
@@ -60,7 +60,7 @@ class GBlending final : public train::Method<R> {
     have_prev_ = true;
   }
 
-  train::StepStats step(erl::ErlmrModel<R>& m, const train::Batch<R>& b, nn::Context& ctx, int) override {
+  train::StepStats step(erl::ErlmrModel<R, D>& m, const train::Batch<R, D>& b, nn::Context& ctx, int) override {
     auto f = m.forward(b.x1, b.x2, ctx);
     auto l = train::standard_losses(f, b.y);
     auto loss = add(add(scale(l.ce_a, R(w_[0])), scale(l.ce_g, R(w_[1]))), scale(l.ce, R(w_[2])));
@@ -98,7 +98,7 @@ class GBlending final : public train::Method<R> {
 
  private:
   // Sample-weighted mean CE of (out_a, out_g, out) over the batches, evaluation mode, no graph.
-  static GbTriple mean_losses(erl::ErlmrModel<R>& m, const std::vector<train::Batch<R>>& batches) {
+  static GbTriple mean_losses(erl::ErlmrModel<R, D>& m, const std::vector<train::Batch<R, D>>& batches) {
     NoGradGuard ng;
     nn::Context ctx{false, nullptr, 1.0};
     GbTriple s{};

@@ -103,46 +103,53 @@ template <RealScalar R> Tensor<R> mla_fuse(const Tensor<R>& fa, const Tensor<R>&
   return out;
 }
 
-template <RealScalar R>
-class Mla final : public train::Method<R> {
+template <RealScalar R, class D = CpuDevice>
+class Mla final : public train::Method<R, D> {
  public:
   static constexpr std::uint64_t kHeadSalt = 0x6D6C61;  // "mla"
 
-  Mla(const MethodOptions& o, erl::ErlmrModel<R>& model, std::int64_t classes)
+  Mla(const MethodOptions& o, erl::ErlmrModel<R, D>& model, std::int64_t classes)
       : a0_(o.mla_a0), D_(model.cfg.fused_dim()), K_(classes), head_gen_(o.seed + kHeadSalt), head_(D_, K_, head_gen_),
         P_(identity(D_)) {}
   std::string name() const override { return "mla"; }
-  std::vector<Var<R>> extra_parameters() override { return {head_.weight, head_.bias}; }
+  std::vector<Var<R, D>> extra_parameters() override { return {head_.weight, head_.bias}; }
 
-  void begin_epoch(erl::ErlmrModel<R>&, const train::EpochView<R>& v) override {
+  void begin_epoch(erl::ErlmrModel<R, D>&, const train::EpochView<R, D>& v) override {
     step_ = 0;
     steps_ = v.batches ? static_cast<std::int64_t>(v.batches->size()) : 0;
   }
 
-  train::StepStats step(erl::ErlmrModel<R>& m, const train::Batch<R>& b, nn::Context& ctx, int) override {
+  train::StepStats step(erl::ErlmrModel<R, D>& m, const train::Batch<R, D>& b, nn::Context& ctx, int) override {
     const auto f = m.forward(b.x1, b.x2, ctx);
     const double a = mla_alpha(a0_, step_++, steps_);
-    Var<R> logits[2];
+    Var<R, D> logits[2];
     double ce[2], pnorm = 0;
     for (int u = 0; u < 2; ++u) {
-      const Var<R>& h = u == 0 ? f.h_a : f.h_g;
+      const Var<R, D>& h = u == 0 ? f.h_a : f.h_g;
       logits[u] = linear(h, head_.weight, head_.bias);
       auto loss = cross_entropy(logits[u], b.y);
       ce[u] = double(loss.item());
       auto& wg = head_.weight.mutable_grad();
-      const Tensor<R> before = wg.defined() ? wg.clone() : Tensor<R>::zeros(head_.weight.shape());
+      const Tensor<R, D> before = wg.defined() ? wg.clone() : Tensor<R, D>::zeros(head_.weight.shape());
       backward(loss, /*retain_graph=*/true);
-      Tensor<R> G(before.shape());
-      G.vec() = head_.weight.grad().vec() - before.vec();
-      head_.weight.mutable_grad().vec() = before.vec() + mla_project(G, P_).vec();
-      pnorm += mla_projector_update(P_, batch_mean(h.value()), a);
+      // G = this loss's share of the head gradient; grad ← before + G·P (P lives on the host:
+      // a K×D gradient and a D-vector cross per step, the D×D update stays there).
+      const std::int64_t n = before.numel();
+      const Tensor<R, D> G = head_.weight.grad().clone();
+      D::axpy(G.data(), R(-1), before.data(), n);
+      const Tensor<R, D> GP = as_device<D>(mla_project(as_host(G), P_));
+      const Tensor<R, D> updated = before.clone();
+      D::axpy(updated.data(), R(1), GP.data(), n);
+      head_.weight.mutable_grad() = updated;
+      pnorm += mla_projector_update(P_, batch_mean(as_host(h.value())), a);
     }
     train::StepStats s;
     s.loss = s.loss_uni = ce[0] + ce[1];
     {
       NoGradGuard ng;
-      const auto [wa, wg] = mla_entropy_gates(logits[0].value(), logits[1].value());
-      s.loss_ce = double(cross_entropy(Var<R>(mla_fuse(logits[0].value(), logits[1].value(), wa, wg)), b.y).item());
+      const auto la = as_host(logits[0].value()), lg = as_host(logits[1].value());
+      const auto [wa, wg] = mla_entropy_gates(la, lg);
+      s.loss_ce = double(cross_entropy(Var<R>(mla_fuse(la, lg, wa, wg)), b.y).item());
       s.loss_phase = double(erl::phase_cosine_loss(f.theta_a.detach(), f.theta_g.detach()).item());
       double ga = 0;
       for (double w : wa) ga += w;
@@ -151,13 +158,14 @@ class Mla final : public train::Method<R> {
     return s;
   }
 
-  erl::ModelOut<R> evaluate(erl::ErlmrModel<R>& m, const Var<R>& x1, const Var<R>& x2, nn::Context& ctx) override {
+  erl::ModelOut<R, D> evaluate(erl::ErlmrModel<R, D>& m, const Var<R, D>& x1, const Var<R, D>& x2, nn::Context& ctx) override {
     NoGradGuard ng;
     auto f = m.forward(x1, x2, ctx);
     f.out_a = linear(f.h_a, head_.weight, head_.bias);
     f.out_g = linear(f.h_g, head_.weight, head_.bias);
-    const auto [wa, wg] = mla_entropy_gates(f.out_a.value(), f.out_g.value());
-    f.out = Var<R>(mla_fuse(f.out_a.value(), f.out_g.value(), wa, wg));
+    const auto la = as_host(f.out_a.value()), lg = as_host(f.out_g.value());
+    const auto [wa, wg] = mla_entropy_gates(la, lg);
+    f.out = Var<R, D>(as_device<D>(mla_fuse(la, lg, wa, wg)));
     return f;
   }
 
@@ -167,13 +175,14 @@ class Mla final : public train::Method<R> {
     m[p + "mla/head.bias"] = data::NpyArray::make<R>({K_}, head_.bias.value().to_vector());
   }
   void load_state(const data::NpzMap& m, const std::string& p) override {
-    auto load = [&](const std::string& name, const Tensor<R>& dst) {
+    auto load = [&](const std::string& name, const auto& dst) {
       const auto it = m.find(p + name);
       if (it == m.end()) throw std::runtime_error("mla: checkpoint has no " + p + name);
       if (Shape(it->second.shape) != dst.shape())
         throw std::runtime_error("mla: " + p + name + " has shape " + Shape(it->second.shape).str() + ", expected " + dst.shape().str());
       const auto v = it->second.template as<R>();
-      std::copy(v.begin(), v.end(), dst.data());  // in place: the optimiser holds these tensors
+      using T = std::remove_cvref_t<decltype(dst)>;
+      dst.copy_(T::from_vector(dst.shape(), v));  // in place: the optimiser holds these tensors
     };
     load("mla/projector", P_);
     load("mla/head.weight", head_.weight.value());
@@ -181,29 +190,29 @@ class Mla final : public train::Method<R> {
   }
 
   const Tensor<R>& projector() const { return P_; }
-  nn::Linear<R>& head() { return head_; }
+  nn::Linear<R, D>& head() { return head_; }
 
  private:
-  static Tensor<R> identity(std::int64_t D) {
-    auto t = Tensor<R>::zeros(Shape{D, D});
-    for (std::int64_t i = 0; i < D; ++i) t.data()[i * D + i] = R(1);
+  static Tensor<R> identity(std::int64_t n) {
+    auto t = Tensor<R>::zeros(Shape{n, n});
+    for (std::int64_t i = 0; i < n; ++i) t.data()[i * n + i] = R(1);
     return t;
   }
   static std::vector<R> batch_mean(const Tensor<R>& h) {
-    const std::int64_t B = h.shape()[0], D = h.shape()[1];
-    std::vector<double> acc(static_cast<std::size_t>(D), 0.0);
+    const std::int64_t B = h.shape()[0], dim = h.shape()[1];
+    std::vector<double> acc(static_cast<std::size_t>(dim), 0.0);
     for (std::int64_t i = 0; i < B; ++i)
-      for (std::int64_t d = 0; d < D; ++d) acc[static_cast<std::size_t>(d)] += double(h.data()[i * D + d]);
-    std::vector<R> r(static_cast<std::size_t>(D));
-    for (std::int64_t d = 0; d < D; ++d) r[static_cast<std::size_t>(d)] = R(acc[static_cast<std::size_t>(d)] / double(B));
+      for (std::int64_t d = 0; d < dim; ++d) acc[static_cast<std::size_t>(d)] += double(h.data()[i * dim + d]);
+    std::vector<R> r(static_cast<std::size_t>(dim));
+    for (std::int64_t d = 0; d < dim; ++d) r[static_cast<std::size_t>(d)] = R(acc[static_cast<std::size_t>(d)] / double(B));
     return r;
   }
 
   double a0_;
   std::int64_t D_, K_;
   Generator head_gen_;
-  nn::Linear<R> head_;
-  Tensor<R> P_;  // (D, D)
+  nn::Linear<R, D> head_;
+  Tensor<R> P_;  // (D, D), on the host
   std::int64_t step_ = 0, steps_ = 0;
 };
 

@@ -24,26 +24,26 @@
 namespace erlmr::balance {
 
 // Each row of x (B, D) divided by its Euclidean norm: x / √(Σ_d x² + tiny).
-template <RealScalar R> Var<R> normalize_rows(const Var<R>& x, double tiny = 1e-12) {
+template <RealScalar R, class D> Var<R, D> normalize_rows(const Var<R, D>& x, double tiny = 1e-12) {
   return div(x, sqrt(add_scalar(sum(mul(x, x), 1, true), R(tiny))));
 }
 
 // s · normalize_rows(h) · normalize_rows(U)ᵀ for h (B, D) and U (K, D): (B, K) scaled cosines.
-template <RealScalar R> Var<R> cosine_logits(const Var<R>& h, const Var<R>& U, double s) {
+template <RealScalar R, class D> Var<R, D> cosine_logits(const Var<R, D>& h, const Var<R, D>& U, double s) {
   return scale(linear(normalize_rows(h), normalize_rows(U)), R(s));
 }
 
-template <RealScalar R>
-class MMCosine final : public train::Method<R> {
+template <RealScalar R, class D = CpuDevice>
+class MMCosine final : public train::Method<R, D> {
  public:
-  MMCosine(const MethodOptions& o, erl::ErlmrModel<R>& model, std::int64_t /*classes*/) : s_(o.mmcosine_scale) {
+  MMCosine(const MethodOptions& o, erl::ErlmrModel<R, D>& model, std::int64_t /*classes*/) : s_(o.mmcosine_scale) {
     const auto k = model.fusion.kind;
     if (k != erl::FusionKind::concat && k != erl::FusionKind::sum)
       throw std::invalid_argument(std::string("mmcosine supports concat and sum fusion, not ") + erl::fusion_name(k));
   }
   std::string name() const override { return "mmcosine"; }
 
-  train::StepStats step(erl::ErlmrModel<R>& m, const train::Batch<R>& b, nn::Context& ctx, int) override {
+  train::StepStats step(erl::ErlmrModel<R, D>& m, const train::Batch<R, D>& b, nn::Context& ctx, int) override {
     const auto f = cosine_out(m, m.forward(b.x1, b.x2, ctx));
     auto l = train::standard_losses(f, b.y);
     backward(l.ce);
@@ -52,18 +52,18 @@ class MMCosine final : public train::Method<R> {
     return s;
   }
 
-  erl::ModelOut<R> evaluate(erl::ErlmrModel<R>& m, const Var<R>& x1, const Var<R>& x2, nn::Context& ctx) override {
+  erl::ModelOut<R, D> evaluate(erl::ErlmrModel<R, D>& m, const Var<R, D>& x1, const Var<R, D>& x2, nn::Context& ctx) override {
     return cosine_out(m, m.forward(x1, x2, ctx));
   }
 
  private:
   // The model's outputs with the logits replaced by the cosine logits.
-  erl::ModelOut<R> cosine_out(erl::ErlmrModel<R>& m, erl::ModelOut<R> f) const {
-    Var<R> Ua, Ug;
+  erl::ModelOut<R, D> cosine_out(erl::ErlmrModel<R, D>& m, erl::ModelOut<R, D> f) const {
+    Var<R, D> Ua, Ug;
     if (m.fusion.kind == erl::FusionKind::concat) {
-      const std::int64_t D = f.h_a.shape()[1];
-      Ua = slice(m.fusion.fc_out->weight, 1, 0, D);
-      Ug = slice(m.fusion.fc_out->weight, 1, D, D);
+      const std::int64_t dim = f.h_a.shape()[1];
+      Ua = slice(m.fusion.fc_out->weight, 1, 0, dim);
+      Ug = slice(m.fusion.fc_out->weight, 1, dim, dim);
     } else {
       Ua = m.fusion.fc_x->weight;
       Ug = m.fusion.fc_y->weight;
@@ -73,10 +73,11 @@ class MMCosine final : public train::Method<R> {
     f.out = add(f.out_a, f.out_g);
     return f;
   }
-  static double true_class_mean(const Var<R>& logits, const std::vector<std::int64_t>& y) {
+  static double true_class_mean(const Var<R, D>& logits, const std::vector<std::int64_t>& y) {
     const std::int64_t B = logits.shape()[0], K = logits.shape()[1];
+    const auto host = as_host(logits.value());
     double acc = 0;
-    for (std::int64_t i = 0; i < B; ++i) acc += double(logits.value().data()[i * K + y[static_cast<std::size_t>(i)]]);
+    for (std::int64_t i = 0; i < B; ++i) acc += double(host.data()[i * K + y[static_cast<std::size_t>(i)]]);
     return acc / double(std::max<std::int64_t>(B, 1));
   }
   double s_;

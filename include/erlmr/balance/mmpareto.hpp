@@ -31,17 +31,19 @@
 namespace erlmr::balance {
 
 // The result of combining one encoder's two gradients.
-template <RealScalar R> struct MMParetoCombined {
-  double cos = 0;          // cos(g_mm, g_u) over the whole encoder (0 if either is zero)
-  double w_mm = 0.5;       // α1 (weight of g_mm)
-  double w_u = 0.5;        // α2 (weight of g_u)
-  train::Grads<R> grad;    // the new encoder gradient, tensor by tensor
+template <RealScalar R, class D = CpuDevice> struct MMParetoCombined {
+  double cos = 0;            // cos(g_mm, g_u) over the whole encoder (0 if either is zero)
+  double w_mm = 0.5;         // α1 (weight of g_mm)
+  double w_u = 0.5;          // α2 (weight of g_u)
+  train::Grads<R, D> grad;   // the new encoder gradient, tensor by tensor
 };
 
-// MMPareto's rule for one encoder (see the header comment).
-template <RealScalar R>
-MMParetoCombined<R> mmpareto_combine(const train::Grads<R>& g_mm, const train::Grads<R>& g_u, double boost) {
-  MMParetoCombined<R> r;
+// MMPareto's rule for one encoder (see the header comment). On the host each tensor is
+// combined in double; on a device by D::axpy, with ‖g_t‖ and ‖g_mm,t + g_u,t‖ from one
+// fixed-order D::gram (so they differ from the host's only by rounding).
+template <RealScalar R, class D>
+MMParetoCombined<R, D> mmpareto_combine(const train::Grads<R, D>& g_mm, const train::Grads<R, D>& g_u, double boost) {
+  MMParetoCombined<R, D> r;
   const double v11 = train::dot(g_mm, g_mm), v12 = train::dot(g_mm, g_u), v22 = train::dot(g_u, g_u);
   const double den = std::sqrt(v11) * std::sqrt(v22);
   r.cos = den > 0 ? v12 / den : 0.0;
@@ -54,39 +56,52 @@ MMParetoCombined<R> mmpareto_combine(const train::Grads<R>& g_mm, const train::G
   r.grad.reserve(g_mm.size());
   for (std::size_t t = 0; t < g_mm.size(); ++t) {
     const std::int64_t n = g_mm[t].numel();
-    Tensor<R> g(g_mm[t].shape());
     double ng = 0, ns = 0;  // ‖g_t‖², ‖g_mm,t + g_u,t‖²
-    for (std::int64_t k = 0; k < n; ++k) {
-      const double a = double(g_mm[t].data()[k]), b = double(g_u[t].data()[k]);
-      const double v = 2 * (r.w_mm * a + r.w_u * b);
-      g.data()[k] = R(v);
-      ng += v * v;
-      ns += (a + b) * (a + b);
+    Tensor<R, D> g;
+    if constexpr (D::is_host) {
+      g = Tensor<R, D>(g_mm[t].shape());
+      for (std::int64_t k = 0; k < n; ++k) {
+        const double a = double(g_mm[t].data()[k]), b = double(g_u[t].data()[k]);
+        const double v = 2 * (r.w_mm * a + r.w_u * b);
+        g.data()[k] = R(v);
+        ng += v * v;
+        ns += (a + b) * (a + b);
+      }
+    } else {
+      g = Tensor<R, D>::zeros(g_mm[t].shape());
+      D::axpy(g.data(), R(2 * r.w_mm), g_mm[t].data(), n);
+      D::axpy(g.data(), R(2 * r.w_u), g_u[t].data(), n);
+      const Tensor<R, D> s = g_mm[t].clone();
+      D::axpy(s.data(), R(1), g_u[t].data(), n);
+      double v[3];
+      D::gram(g.data(), s.data(), n, v);
+      ng = v[0];
+      ns = v[2];
     }
     ng = std::sqrt(ng);
     ns = std::sqrt(ns);
     const double k = (ng > 0 && ng < ns ? ns / ng : 1.0) * boost;
-    g.vec() *= R(k);
+    D::scale_inplace(g.data(), R(k), n);
     r.grad.push_back(std::move(g));
   }
   return r;
 }
 
-template <RealScalar R>
-class MMPareto final : public train::Method<R> {
+template <RealScalar R, class D = CpuDevice>
+class MMPareto final : public train::Method<R, D> {
  public:
-  MMPareto(const MethodOptions& o, erl::ErlmrModel<R>& model, std::int64_t classes) : boost_(o.mmpareto_boost) {
+  MMPareto(const MethodOptions& o, erl::ErlmrModel<R, D>& model, std::int64_t classes) : boost_(o.mmpareto_boost) {
     Generator g(o.seed * 131 + 29);  // the extra heads' own stream (model: seed, dropout: seed + 1)
-    const std::int64_t D = model.cfg.fused_dim();
-    head_a_ = std::make_unique<nn::Linear<R>>(D, classes, g);
-    head_g_ = std::make_unique<nn::Linear<R>>(D, classes, g);
+    const std::int64_t dim = model.cfg.fused_dim();
+    head_a_ = std::make_unique<nn::Linear<R, D>>(dim, classes, g);
+    head_g_ = std::make_unique<nn::Linear<R, D>>(dim, classes, g);
   }
   std::string name() const override { return "mmpareto"; }
-  std::vector<Var<R>> extra_parameters() override {
+  std::vector<Var<R, D>> extra_parameters() override {
     return {head_a_->weight, head_a_->bias, head_g_->weight, head_g_->bias};
   }
 
-  train::StepStats step(erl::ErlmrModel<R>& m, const train::Batch<R>& b, nn::Context& ctx, int) override {
+  train::StepStats step(erl::ErlmrModel<R, D>& m, const train::Batch<R, D>& b, nn::Context& ctx, int) override {
     auto f = m.forward(b.x1, b.x2, ctx);
     auto l_mm = cross_entropy(f.out, b.y);
     auto l_a = cross_entropy(head_a_->forward(f.h_a, ctx), b.y);
@@ -96,8 +111,8 @@ class MMPareto final : public train::Method<R> {
     auto both = enc_a;
     both.insert(both.end(), enc_g.begin(), enc_g.end());
     const auto g_mm = train::grads_of(l_mm, both, true);
-    const train::Grads<R> g_mm_a(g_mm.begin(), g_mm.begin() + std::ptrdiff_t(enc_a.size()));
-    const train::Grads<R> g_mm_g(g_mm.begin() + std::ptrdiff_t(enc_a.size()), g_mm.end());
+    const train::Grads<R, D> g_mm_a(g_mm.begin(), g_mm.begin() + std::ptrdiff_t(enc_a.size()));
+    const train::Grads<R, D> g_mm_g(g_mm.begin() + std::ptrdiff_t(enc_a.size()), g_mm.end());
     const auto g_a = train::grads_of(l_a, enc_a, true);
     const auto g_g = train::grads_of(l_g, enc_g, true);
     // Heads, extra heads and im.*: the plain summed gradient.
@@ -129,12 +144,12 @@ class MMPareto final : public train::Method<R> {
       if (it == m.end()) throw std::runtime_error("mmpareto: checkpoint lacks " + prefix + k);
       const auto x = it->second.template as<R>();
       if (static_cast<std::int64_t>(x.size()) != v.numel()) throw std::runtime_error("mmpareto: " + prefix + k + " has the wrong size");
-      std::copy(x.begin(), x.end(), v.value().data());  // in place: the optimiser holds these Vars
+      v.value().copy_(Tensor<R, D>::from_vector(v.shape(), x));  // in place: the optimiser holds these Vars
     }
   }
 
  private:
-  std::vector<std::pair<std::string, Var<R>>> named() const {
+  std::vector<std::pair<std::string, Var<R, D>>> named() const {
     return {{"mmpareto/head_a.weight", head_a_->weight},
             {"mmpareto/head_a.bias", head_a_->bias},
             {"mmpareto/head_g.weight", head_g_->weight},
@@ -142,7 +157,7 @@ class MMPareto final : public train::Method<R> {
   }
 
   double boost_;
-  std::unique_ptr<nn::Linear<R>> head_a_, head_g_;
+  std::unique_ptr<nn::Linear<R, D>> head_a_, head_g_;
 };
 
 }  // namespace erlmr::balance

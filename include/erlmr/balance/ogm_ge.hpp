@@ -54,40 +54,56 @@ inline OgmCoefficients ogm_coefficients(double s_a, double s_g, double alpha) {
   return c;
 }
 
-// Unbiased standard deviation of a tensor's entries (0 for fewer than two).
-template <RealScalar R> double tensor_std(const Tensor<R>& t) {
+// Unbiased standard deviation of a tensor's entries (0 for fewer than two): two passes
+// (mean, then Σ(x − mean)²) in double on the host; on a device the same two passes as
+// fixed-order device reductions.
+template <RealScalar R, class D> double tensor_std(const Tensor<R, D>& t) {
   const std::int64_t n = t.numel();
   if (n < 2) return 0;
-  double m = 0;
-  for (std::int64_t i = 0; i < n; ++i) m += double(t.data()[i]);
-  m /= double(n);
-  double v = 0;
-  for (std::int64_t i = 0; i < n; ++i) v += (double(t.data()[i]) - m) * (double(t.data()[i]) - m);
-  return std::sqrt(v / double(n - 1));
+  if constexpr (D::is_host) {
+    double m = 0;
+    for (std::int64_t i = 0; i < n; ++i) m += double(t.data()[i]);
+    m /= double(n);
+    double v = 0;
+    for (std::int64_t i = 0; i < n; ++i) v += (double(t.data()[i]) - m) * (double(t.data()[i]) - m);
+    return std::sqrt(v / double(n - 1));
+  } else {
+    NoGradGuard ng;
+    const double m = double(D::sum(t.data(), n)) / double(n);
+    const auto c = add_scalar(Var<R, D>(t), R(-m)).value();
+    double v[3];
+    D::gram(c.data(), c.data(), n, v);
+    return std::sqrt(v[0] / double(n - 1));
+  }
 }
 
-// G ← k·G + N(0, std(G)²), in place; consumes numel(G) counters of `gen`.
-template <RealScalar R> void ogm_modulate(const Tensor<R>& G, double k, Generator& gen) {
+// G ← k·G + N(0, std(G)²), in place; consumes numel(G) counters of `gen` (the device draws
+// the same normals as the host: philox_normal = Generator::normal).
+template <RealScalar R, class D> void ogm_modulate(const Tensor<R, D>& G, double k, Generator& gen) {
   const double sd = tensor_std(G);
   const std::int64_t n = G.numel();
   const std::uint64_t o = gen.reserve(static_cast<std::uint64_t>(n));
-  R* g = G.data();
-  for (std::int64_t i = 0; i < n; ++i) g[i] = R(k * double(g[i]) + sd * gen.normal(o + static_cast<std::uint64_t>(i)));
+  if constexpr (D::is_host) {
+    R* g = G.data();
+    for (std::int64_t i = 0; i < n; ++i) g[i] = R(k * double(g[i]) + sd * gen.normal(o + static_cast<std::uint64_t>(i)));
+  } else {
+    D::add_normal_noise(G.data(), n, k, sd, gen.seed(), o);
+  }
 }
 
-template <RealScalar R>
-class OgmGe final : public train::Method<R> {
+template <RealScalar R, class D = CpuDevice>
+class OgmGe final : public train::Method<R, D> {
  public:
-  OgmGe(const MethodOptions& o, erl::ErlmrModel<R>&, std::int64_t)
+  OgmGe(const MethodOptions& o, erl::ErlmrModel<R, D>&, std::int64_t)
       : alpha_(o.ogm_alpha), start_(o.ogm_start), end_(o.ogm_end), noise_(o.seed ^ 0x4F474D2D4745ull) {}
   std::string name() const override { return "ogm-ge"; }
 
-  train::StepStats step(erl::ErlmrModel<R>& m, const train::Batch<R>& b, nn::Context& ctx, int epoch) override {
+  train::StepStats step(erl::ErlmrModel<R, D>& m, const train::Batch<R, D>& b, nn::Context& ctx, int epoch) override {
     auto f = m.forward(b.x1, b.x2, ctx);
     auto l = train::standard_losses(f, b.y);
     backward(l.ce);
-    const double s_a = train::true_class_confidence(f.out_a.value(), b.y);
-    const double s_g = train::true_class_confidence(f.out_g.value(), b.y);
+    const double s_a = train::true_class_confidence(as_host(f.out_a.value()), b.y);
+    const double s_g = train::true_class_confidence(as_host(f.out_g.value()), b.y);
     auto c = ogm_coefficients(s_a, s_g, alpha_);
     if (epoch >= start_ && epoch <= end_) {
       for (auto [u, k] : {std::pair{train::Modality::a, c.k_a}, std::pair{train::Modality::g, c.k_g}})

@@ -59,10 +59,11 @@ void update_prototypes(Tensor<R>& c, std::vector<std::uint8_t>& seen, const Clas
   }
 }
 
-// p[b, k] = −√(Σ_d (h[b, d] − c[k, d])² + tiny) for h (B, D) and constant prototypes c (K, D).
-template <RealScalar R> Var<R> prototype_logits(const Var<R>& h, const Tensor<R>& c, double tiny = 1e-12) {
-  const std::int64_t B = h.shape()[0], D = h.shape()[1], K = c.shape()[0];
-  auto diff = sub(reshape(h, {B, 1, D}), Var<R>(c.reshape({1, K, D})));  // (B, K, D)
+// p[b, k] = −√(Σ_d (h[b, d] − c[k, d])² + tiny) for h (B, D) and constant prototypes c (K, D)
+// (kept on the host; copied to h's device).
+template <RealScalar R, class D> Var<R, D> prototype_logits(const Var<R, D>& h, const Tensor<R>& c, double tiny = 1e-12) {
+  const std::int64_t B = h.shape()[0], dim = h.shape()[1], K = c.shape()[0];
+  auto diff = sub(reshape(h, {B, 1, dim}), Var<R, D>(as_device<D>(c).reshape({1, K, dim})));  // (B, K, D)
   return neg(sqrt(add_scalar(sum(mul(diff, diff), 2), R(tiny))));
 }
 
@@ -82,10 +83,10 @@ template <RealScalar R> double pmr_rho(const Tensor<R>& pa, const Tensor<R>& pg,
 // The weak modality gets the prototype loss: g when ρ > 1, otherwise a.
 inline train::Modality pmr_weak(double rho) { return rho > 1 ? train::Modality::g : train::Modality::a; }
 
-template <RealScalar R>
-class Pmr final : public train::Method<R> {
+template <RealScalar R, class D = CpuDevice>
+class Pmr final : public train::Method<R, D> {
  public:
-  Pmr(const MethodOptions& o, erl::ErlmrModel<R>& model, std::int64_t classes)
+  Pmr(const MethodOptions& o, erl::ErlmrModel<R, D>& model, std::int64_t classes)
       : alpha_(o.pmr_alpha), momentum_(o.pmr_momentum), K_(classes), D_(model.cfg.fused_dim()) {
     if (momentum_ < 0 || momentum_ >= 1) throw std::invalid_argument("pmr: momentum must be in [0, 1), got " + std::to_string(momentum_));
     for (int u = 0; u < 2; ++u) {
@@ -95,7 +96,7 @@ class Pmr final : public train::Method<R> {
   }
   std::string name() const override { return "pmr"; }
 
-  void begin_epoch(erl::ErlmrModel<R>& m, const train::EpochView<R>& v) override {
+  void begin_epoch(erl::ErlmrModel<R, D>& m, const train::EpochView<R, D>& v) override {
     if (!v.batches) return;
     NoGradGuard ng;
     nn::Context ctx{false, nullptr, 1.0};
@@ -103,17 +104,17 @@ class Pmr final : public train::Method<R> {
     for (auto& a : acc) a = {std::vector<double>(static_cast<std::size_t>(K_ * D_), 0.0), std::vector<std::int64_t>(static_cast<std::size_t>(K_), 0)};
     for (const auto& b : *v.batches) {
       const auto f = m.forward(b.x1, b.x2, ctx);
-      accumulate_class_sums(acc[0], f.h_a.value(), b.y);
-      accumulate_class_sums(acc[1], f.h_g.value(), b.y);
+      accumulate_class_sums(acc[0], as_host(f.h_a.value()), b.y);
+      accumulate_class_sums(acc[1], as_host(f.h_g.value()), b.y);
     }
     for (int u = 0; u < 2; ++u) update_prototypes(proto_[u], seen_[u], acc[u], momentum_);
   }
 
-  train::StepStats step(erl::ErlmrModel<R>& m, const train::Batch<R>& b, nn::Context& ctx, int) override {
+  train::StepStats step(erl::ErlmrModel<R, D>& m, const train::Batch<R, D>& b, nn::Context& ctx, int) override {
     auto f = m.forward(b.x1, b.x2, ctx);
     auto l = train::standard_losses(f, b.y);
     auto pa = prototype_logits(f.h_a, proto_[0]), pg = prototype_logits(f.h_g, proto_[1]);
-    const double rho = pmr_rho(pa.value(), pg.value(), b.y);
+    const double rho = pmr_rho(as_host(pa.value()), as_host(pg.value()), b.y);
     const bool g_weak = pmr_weak(rho) == train::Modality::g;
     auto loss = add(l.ce, scale(cross_entropy(g_weak ? pg : pa, b.y), R(alpha_)));
     backward(loss);
@@ -147,7 +148,7 @@ class Pmr final : public train::Method<R> {
  private:
   double alpha_, momentum_;
   std::int64_t K_, D_;
-  Tensor<R> proto_[2];                 // a, g: (K, D)
+  Tensor<R> proto_[2];                 // a, g: (K, D), on the host
   std::vector<std::uint8_t> seen_[2];  // whether class k has had an estimate
 };
 

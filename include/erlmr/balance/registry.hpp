@@ -63,35 +63,35 @@ inline std::vector<std::string> method_names() {
   return n;
 }
 
-template <RealScalar R>
-std::unique_ptr<train::Method<R>> make_method(const std::string& name, const MethodOptions& o, erl::ErlmrModel<R>& model,
+template <RealScalar R, class D = CpuDevice>
+std::unique_ptr<train::Method<R, D>> make_method(const std::string& name, const MethodOptions& o, erl::ErlmrModel<R, D>& model,
                                               std::int64_t classes) {
-  using K = typename PlainMethod<R>::Kind;
-  if (name == "erlmr") return std::make_unique<ErlmrMethod<R>>(o.erlmr_mode);
-  if (name == "joint") return std::make_unique<PlainMethod<R>>(K::joint);
-  if (name == "uniform") return std::make_unique<PlainMethod<R>>(K::uniform);
-  if (name == "unimodal-a") return std::make_unique<PlainMethod<R>>(K::unimodal_a);
-  if (name == "unimodal-g") return std::make_unique<PlainMethod<R>>(K::unimodal_g);
+  using K = typename PlainMethod<R, D>::Kind;
+  if (name == "erlmr") return std::make_unique<ErlmrMethod<R, D>>(o.erlmr_mode);
+  if (name == "joint") return std::make_unique<PlainMethod<R, D>>(K::joint);
+  if (name == "uniform") return std::make_unique<PlainMethod<R, D>>(K::uniform);
+  if (name == "unimodal-a") return std::make_unique<PlainMethod<R, D>>(K::unimodal_a);
+  if (name == "unimodal-g") return std::make_unique<PlainMethod<R, D>>(K::unimodal_g);
 #ifdef ERLMR_HAS_OGM_GE
-  if (name == "ogm-ge") return std::make_unique<OgmGe<R>>(o, model, classes);
+  if (name == "ogm-ge") return std::make_unique<OgmGe<R, D>>(o, model, classes);
 #endif
 #ifdef ERLMR_HAS_MMCOSINE
-  if (name == "mmcosine") return std::make_unique<MMCosine<R>>(o, model, classes);
+  if (name == "mmcosine") return std::make_unique<MMCosine<R, D>>(o, model, classes);
 #endif
 #ifdef ERLMR_HAS_PMR
-  if (name == "pmr") return std::make_unique<Pmr<R>>(o, model, classes);
+  if (name == "pmr") return std::make_unique<Pmr<R, D>>(o, model, classes);
 #endif
 #ifdef ERLMR_HAS_AGM
-  if (name == "agm") return std::make_unique<Agm<R>>(o, model, classes);
+  if (name == "agm") return std::make_unique<Agm<R, D>>(o, model, classes);
 #endif
 #ifdef ERLMR_HAS_MMPARETO
-  if (name == "mmpareto") return std::make_unique<MMPareto<R>>(o, model, classes);
+  if (name == "mmpareto") return std::make_unique<MMPareto<R, D>>(o, model, classes);
 #endif
 #ifdef ERLMR_HAS_MLA
-  if (name == "mla") return std::make_unique<Mla<R>>(o, model, classes);
+  if (name == "mla") return std::make_unique<Mla<R, D>>(o, model, classes);
 #endif
 #ifdef ERLMR_HAS_GBLENDING
-  if (name == "gblending") return std::make_unique<GBlending<R>>(o, model, classes);
+  if (name == "gblending") return std::make_unique<GBlending<R, D>>(o, model, classes);
 #endif
   std::string all;
   for (const auto& n : method_names()) all += (all.empty() ? "" : ", ") + n;

@@ -234,4 +234,16 @@ class Tensor {
   std::shared_ptr<Storage<D>> storage_;
 };
 
+// The values on the host: `t` itself (shared) when it already lives there, else a copy.
+// For the small host-side statistics (metrics, method signals) that follow a device step.
+template <class T, class D> Tensor<T> as_host(const Tensor<T, D>& t) {
+  if constexpr (std::is_same_v<D, CpuDevice>) return t;
+  else return t.template to<CpuDevice>();
+}
+// The values on device D2: `t` itself (shared) when it already lives there, else a copy.
+template <class D2, class T, class D> Tensor<T, D2> as_device(const Tensor<T, D>& t) {
+  if constexpr (std::is_same_v<D, D2>) return t;
+  else return t.template to<D2>();
+}
+
 }  // namespace erlmr

@@ -3,8 +3,8 @@
 // The same update rules as optim/optimizer.hpp (PyTorch's), run by the kernels of
 // src/cuda/optim.cu on each parameter viewed as a flat array of real components
 // (2 per complex element, so a complex parameter behaves like its (Re, Im) pair).
-// Momentum and moment buffers live on the device; state_to_host() copies them out
-// in the CPU optimizer's layout for checkpoints.
+// Momentum and moment buffers live on the device; get_state() copies them out
+// in the CPU optimizer's layout for checkpoints (get_state/set_state).
 #pragma once
 #include <cmath>
 #include <functional>
@@ -19,12 +19,20 @@ namespace erlmr::optim {
 template <RealScalar R>
 class CudaOptimizer : public ParamViews<R, CudaDevice> {
  public:
-  // Every state buffer copied to the host (empty for buffers not created yet), in the
-  // order of the CPU optimizer's state_buffers().
-  virtual std::vector<std::vector<R>> state_to_host() const = 0;
+  // Checkpoint slots in the CPU optimizers' order (state_buffers()), copied through the host.
+  std::size_t state_count() const override { return slots().size(); }
+  std::vector<R> get_state(std::size_t i) const override {
+    const CudaTensor<R>& t = *slots().at(i);
+    return t.defined() ? t.to_vector() : std::vector<R>{};
+  }
 
  protected:
-  static std::vector<R> host(const CudaTensor<R>& t) { return t.defined() ? t.to_vector() : std::vector<R>{}; }
+  // Every state tensor, in checkpoint order (undefined until created).
+  virtual std::vector<CudaTensor<R>*> slots() const = 0;
+  void set_state_unchecked(std::size_t i, const std::vector<R>& v) override {
+    CudaTensor<R>& t = *slots().at(i);
+    t = v.empty() ? CudaTensor<R>() : CudaTensor<R>::from_vector(Shape{static_cast<std::int64_t>(v.size())}, v);
+  }
 };
 
 template <RealScalar R>
@@ -47,9 +55,9 @@ class CudaSGD final : public CudaOptimizer<R> {
     }
     ++this->steps;
   }
-  std::vector<std::vector<R>> state_to_host() const override {
-    std::vector<std::vector<R>> out;
-    for (const auto& b : buf_) out.push_back(this->host(b));
+  std::vector<CudaTensor<R>*> slots() const override {
+    std::vector<CudaTensor<R>*> out;
+    for (auto& b : buf_) out.push_back(&b);
     return out;
   }
   double momentum, weight_decay, dampening;
@@ -57,7 +65,7 @@ class CudaSGD final : public CudaOptimizer<R> {
 
  private:
   void grow_state() override { buf_.resize(this->views_.size()); }
-  std::vector<CudaTensor<R>> buf_;
+  mutable std::vector<CudaTensor<R>> buf_;  // mutable: slots() hands out handles for checkpoints
 };
 
 template <RealScalar R>
@@ -82,10 +90,10 @@ class CudaAdam final : public CudaOptimizer<R> {
                          bc1, bc2);
     }
   }
-  std::vector<std::vector<R>> state_to_host() const override {
-    std::vector<std::vector<R>> out;
-    for (const auto& b : m_) out.push_back(this->host(b));
-    for (const auto& b : v_) out.push_back(this->host(b));
+  std::vector<CudaTensor<R>*> slots() const override {
+    std::vector<CudaTensor<R>*> out;
+    for (auto& b : m_) out.push_back(&b);
+    for (auto& b : v_) out.push_back(&b);
     return out;
   }
   double beta1, beta2, eps, weight_decay;
@@ -96,7 +104,13 @@ class CudaAdam final : public CudaOptimizer<R> {
     m_.resize(this->views_.size());
     v_.resize(this->views_.size());
   }
-  std::vector<CudaTensor<R>> m_, v_;
+  mutable std::vector<CudaTensor<R>> m_, v_;
+};
+
+// The trainer's optimisers for parameters on the GPU (optim::make_optimizer<R, CudaDevice>).
+template <> struct OptimizersFor<CudaDevice> {
+  template <RealScalar R> using SGD = CudaSGD<R>;
+  template <RealScalar R> using Adam = CudaAdam<R>;
 };
 
 }  // namespace erlmr::optim

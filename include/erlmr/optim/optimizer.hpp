@@ -10,6 +10,7 @@
 #pragma once
 #include <cmath>
 #include <functional>
+#include <memory>
 #include <stdexcept>
 #include <string>
 #include <vector>
@@ -52,8 +53,25 @@ class ParamViews {
   std::int64_t steps = 0;
   virtual void step() = 0;
 
+  // Checkpoint state as host vectors: state_count() slots (slot i belongs to parameter
+  // i mod #parameters; kinds such as Adam's m and v follow each other), each empty until
+  // the optimiser has created it.
+  virtual std::size_t state_count() const = 0;
+  virtual std::vector<R> get_state(std::size_t i) const = 0;
+  // Sets slot i (empty: not created yet); a vector of the wrong length throws instead of
+  // letting a later step read past it.
+  void set_state(std::size_t i, const std::vector<R>& v) {
+    if (i >= state_count()) throw std::out_of_range("optimizer state slot " + std::to_string(i) + " does not exist");
+    const std::int64_t n = views_[i % views_.size()]().n;
+    if (!v.empty() && static_cast<std::int64_t>(v.size()) != n)
+      throw std::runtime_error("optimizer state slot " + std::to_string(i) + " holds " + std::to_string(v.size()) +
+                               " values; its parameter has " + std::to_string(n));
+    set_state_unchecked(i, v);
+  }
+
  protected:
   virtual void grow_state() = 0;  // size the per-parameter state for views_
+  virtual void set_state_unchecked(std::size_t i, const std::vector<R>& v) = 0;
   std::vector<std::function<RealView<R, D>()>> views_;
 };
 
@@ -62,6 +80,14 @@ class Optimizer : public ParamViews<R> {
  public:
   // Flat state for checkpoints: one vector per parameter and slot.
   virtual std::vector<std::vector<R>*> state_buffers() = 0;
+  std::size_t state_count() const override { return mutable_self().state_buffers().size(); }
+  std::vector<R> get_state(std::size_t i) const override { return *mutable_self().state_buffers().at(i); }
+
+ protected:
+  void set_state_unchecked(std::size_t i, const std::vector<R>& v) override { *state_buffers().at(i) = v; }
+
+ private:
+  Optimizer& mutable_self() const { return const_cast<Optimizer&>(*this); }
 };
 
 // torch.optim.SGD: g ← g + wd·p; b ← μ·b + (1−dampening)·g (b = g on the first step);
@@ -159,8 +185,27 @@ class Adam final : public Optimizer<R> {
   std::vector<std::vector<R>> m_, v_;
 };
 
-template <RealScalar R> void zero_grad(const std::vector<Var<R>>& ps) {
+template <RealScalar R, class D> void zero_grad(const std::vector<Var<R, D>>& ps) {
   for (const auto& p : ps) p.zero_grad();
+}
+
+// The SGD and Adam classes for device D (the CUDA ones are named in cuda/optim.hpp).
+template <class D> struct OptimizersFor;
+template <> struct OptimizersFor<CpuDevice> {
+  template <RealScalar R> using SGD = optim::SGD<R>;
+  template <RealScalar R> using Adam = optim::Adam<R>;
+};
+
+// An optimiser by name for parameters on device D: sgd (momentum, weight decay, Nesterov),
+// adam (L2 weight decay) or adamw (decoupled), with PyTorch's default betas and ε.
+template <RealScalar R, class D = CpuDevice>
+std::unique_ptr<ParamViews<R, D>> make_optimizer(const std::string& kind, double lr, double momentum, double weight_decay,
+                                                 bool nesterov) {
+  using O = OptimizersFor<D>;
+  if (kind == "sgd") return std::make_unique<typename O::template SGD<R>>(lr, momentum, weight_decay, nesterov);
+  if (kind == "adam") return std::make_unique<typename O::template Adam<R>>(lr, 0.9, 0.999, 1e-8, weight_decay, false);
+  if (kind == "adamw") return std::make_unique<typename O::template Adam<R>>(lr, 0.9, 0.999, 1e-8, weight_decay, true);
+  throw std::invalid_argument("unknown optimizer '" + kind + "' (expected sgd, adam or adamw)");
 }
 
 }  // namespace erlmr::optim

@@ -16,7 +16,7 @@
 
 namespace erlmr::train {
 
-template <class T> data::NpyArray to_npy(const Tensor<T>& t) {
+template <class T, class D> data::NpyArray to_npy(const Tensor<T, D>& t) {
   return data::NpyArray::make<T>(t.shape().vec(), t.to_vector());
 }
 
@@ -34,9 +34,10 @@ struct LoadOptions {
   std::string prefix;          // e.g. "param/" for the fixtures
 };
 
-// Copies arrays into the model state in place (parameters keep their identity).
-template <RealScalar R>
-void load_state(nn::StateLists<R>& st, const data::NpzMap& arrays, const std::string& file, const LoadOptions& opt = {}) {
+// Copies arrays into the model state in place (parameters keep their identity), on
+// whichever device the model lives.
+template <RealScalar R, class D>
+void load_state(nn::StateLists<R, D>& st, const data::NpzMap& arrays, const std::string& file, const LoadOptions& opt = {}) {
   std::set<std::string> used;
   auto find = [&](const std::string& name) -> const data::NpyArray* {
     auto it = arrays.find(opt.prefix + name);
@@ -48,9 +49,11 @@ void load_state(nn::StateLists<R>& st, const data::NpzMap& arrays, const std::st
     return &it->second;
   };
   for (auto& p : st.params)
-    if (auto* a = find(p.name)) p.var.value().copy_(from_npy<R>(*a, file + ": key '" + opt.prefix + p.name + "'", &p.var.shape()));
+    if (auto* a = find(p.name))
+      p.var.value().copy_(as_device<D>(from_npy<R>(*a, file + ": key '" + opt.prefix + p.name + "'", &p.var.shape())));
   for (auto& b : st.buffers)
-    if (auto* a = find(b.name)) b.tensor.copy_(from_npy<R>(*a, file + ": key '" + opt.prefix + b.name + "'", &b.tensor.shape()));
+    if (auto* a = find(b.name))
+      b.tensor.copy_(as_device<D>(from_npy<R>(*a, file + ": key '" + opt.prefix + b.name + "'", &b.tensor.shape())));
   for (auto& c : st.counters)
     if (auto* a = find(c.name)) {
       auto v = a->template as<std::int64_t>();
@@ -63,7 +66,7 @@ void load_state(nn::StateLists<R>& st, const data::NpzMap& arrays, const std::st
         throw std::runtime_error(file + ": unexpected key '" + k + "' (not part of this model: wrong fusion or window?)");
 }
 
-template <RealScalar R> void add_state(data::NpzMap& out, nn::StateLists<R>& st, const std::string& prefix = "") {
+template <RealScalar R, class D> void add_state(data::NpzMap& out, nn::StateLists<R, D>& st, const std::string& prefix = "") {
   for (auto& p : st.params) out[prefix + p.name] = to_npy(p.var.value());
   for (auto& b : st.buffers) out[prefix + b.name] = to_npy(b.tensor);
   for (auto& c : st.counters) out[prefix + c.name] = to_npy(c.tensor);

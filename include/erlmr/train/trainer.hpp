@@ -141,27 +141,31 @@ template <RealScalar R> erl::ModelConfig model_config_for(const data::Dataset<R>
   return mc;
 }
 
-template <RealScalar R>
+// D is where the model, the batches and the optimiser state live (CpuDevice, or CudaDevice
+// with erlmr/cuda.hpp included and erlmr::cuda linked). The data set, the shuffles, the
+// metrics, the linear probes and the checkpoints stay on the host; the model is built on
+// the host from the seed and moved, so a run starts from the same weights on every device.
+template <RealScalar R, class D = CpuDevice>
 class Trainer {
  public:
+  using Model = erl::ErlmrModel<R, D>;
+
   Trainer(const TrainConfig& cfg, const data::Dataset<R>& data) : cfg_(cfg), data_(data), init_gen_(cfg.seed), drop_gen_(cfg.seed + 1) {
-    model_ = std::make_unique<erl::ErlmrModel<R>>(model_config_for(data, cfg), init_gen_);
+    if constexpr (std::is_same_v<D, CpuDevice>) model_ = std::make_unique<Model>(model_config_for(data, cfg), init_gen_);
+    else model_ = erl::ErlmrModel<R>(model_config_for(data, cfg), init_gen_).template to<D>();
     auto opts = cfg.options;
     opts.seed = cfg.seed;
-    method_ = balance::make_method<R>(cfg.method, opts, *model_, data_.classes);
+    method_ = balance::make_method<R, D>(cfg.method, opts, *model_, data_.classes);
     split_holdout();
-    if (cfg.optimizer == "sgd") optim_ = std::make_unique<optim::SGD<R>>(cfg.lr, cfg.momentum, cfg.weight_decay, cfg.nesterov);
-    else if (cfg.optimizer == "adam") optim_ = std::make_unique<optim::Adam<R>>(cfg.lr, 0.9, 0.999, 1e-8, cfg.weight_decay, false);
-    else if (cfg.optimizer == "adamw") optim_ = std::make_unique<optim::Adam<R>>(cfg.lr, 0.9, 0.999, 1e-8, cfg.weight_decay, true);
-    else throw std::invalid_argument("unknown optimizer '" + cfg.optimizer + "' (expected sgd, adam or adamw)");
+    optim_ = optim::make_optimizer<R, D>(cfg.optimizer, cfg.lr, cfg.momentum, cfg.weight_decay, cfg.nesterov);
     optim_->add_params(model_->parameters());
     if (auto extra = method_->extra_parameters(); !extra.empty()) optim_->add_params(extra);
     cfg_.schedule.base = cfg.lr;
     if (cfg_.schedule.kind == optim::Schedule::Kind::cosine) cfg_.schedule.epochs = cfg.epochs;
   }
 
-  erl::ErlmrModel<R>& model() { return *model_; }
-  train::Method<R>& method() { return *method_; }
+  Model& model() { return *model_; }
+  train::Method<R, D>& method() { return *method_; }
   const std::vector<EpochMetrics>& history() const { return history_; }
   int epoch() const { return static_cast<int>(history_.size()); }
 
@@ -174,13 +178,13 @@ class Trainer {
     const auto order = permutation(N, ep);
     auto params = model_->parameters();
     for (auto& p : method_->extra_parameters()) params.push_back(p);
-    std::vector<Batch<R>> batches;
+    std::vector<Batch<R, D>> batches;
     batches.reserve(static_cast<std::size_t>(steps));
     for (std::int64_t s = 0; s < steps; ++s) {
       auto [x1, x2, y] = gather(tr, order, s * B, B);
-      batches.push_back({Var<R>(x1), Var<R>(x2), y});
+      batches.push_back({Var<R, D>(as_device<D>(x1)), Var<R, D>(as_device<D>(x2)), y});
     }
-    method_->begin_epoch(*model_, EpochView<R>{ep, cfg_.epochs, &batches, &holdout_batches_});
+    method_->begin_epoch(*model_, EpochView<R, D>{ep, cfg_.epochs, &batches, &holdout_batches_});
     double s_loss = 0, s_ce = 0, s_ph = 0, s_uni = 0, s_gamma = 0;
     std::vector<std::pair<std::string, double>> sig;
     nn::Context ctx{true, &drop_gen_, 1.0};
@@ -229,13 +233,14 @@ class Trainer {
     for (std::int64_t b0 = 0; b0 < N; b0 += cfg_.eval_batch) {
       const std::int64_t nb = std::min(cfg_.eval_batch, N - b0);
       auto [x1, x2, y] = gather(sp, idx, b0, nb);
-      auto f = method_->evaluate(*model_, Var<R>(x1), Var<R>(x2), ctx);
-      for (auto [dst, src] : {std::pair{&p, &f.out}, std::pair{&pa, &f.out_a}, std::pair{&pg, &f.out_g}}) {
-        auto am = argmax_rows(src->value());
+      auto f = method_->evaluate(*model_, Var<R, D>(as_device<D>(x1)), Var<R, D>(as_device<D>(x2)), ctx);
+      const auto out = as_host(f.out.value()), out_a = as_host(f.out_a.value()), out_g = as_host(f.out_g.value());
+      for (auto [dst, src] : {std::pair{&p, &out}, std::pair{&pa, &out_a}, std::pair{&pg, &out_g}}) {
+        auto am = argmax_rows(*src);
         dst->insert(dst->end(), am.begin(), am.end());
       }
-      conf_a += true_class_confidence(f.out_a.value(), y);
-      conf_g += true_class_confidence(f.out_g.value(), y);
+      conf_a += true_class_confidence(out_a, y);
+      conf_g += true_class_confidence(out_g, y);
       loss += double(cross_entropy(f.out, y).item()) * double(nb);
       if (nb > 1) {
         phase += double(erl::phase_cosine_loss(f.theta_a, f.theta_g).item());
@@ -268,9 +273,10 @@ class Trainer {
     data::NpzMap m;
     auto st = model_->state();
     add_state(m, st);
-    auto bufs = optim_->state_buffers();
-    for (std::size_t i = 0; i < bufs.size(); ++i)
-      m["trainer/optim/" + std::to_string(i)] = data::NpyArray::make<R>({static_cast<std::int64_t>(bufs[i]->size())}, *bufs[i]);
+    for (std::size_t i = 0; i < optim_->state_count(); ++i) {
+      const auto b = optim_->get_state(i);
+      m["trainer/optim/" + std::to_string(i)] = data::NpyArray::make<R>({static_cast<std::int64_t>(b.size())}, b);
+    }
     m["trainer/optim_steps"] = data::NpyArray::make<std::int64_t>({}, {optim_->steps});
     m["trainer/dropout_rng"] = data::NpyArray::make<std::int64_t>(
         {2}, {static_cast<std::int64_t>(drop_gen_.seed()), static_cast<std::int64_t>(drop_gen_.offset())});
@@ -316,11 +322,14 @@ class Trainer {
       if (k.rfind("trainer/", 0) != 0) model_only[k] = v;
     load_state(st, model_only, path, opt);
     if (!m.count("trainer/history")) return;
-    auto bufs = optim_->state_buffers();
-    for (std::size_t i = 0; i < bufs.size(); ++i) {
+    for (std::size_t i = 0; i < optim_->state_count(); ++i) {
       auto it = m.find("trainer/optim/" + std::to_string(i));
       if (it == m.end()) throw std::runtime_error(path + ": missing optimizer state " + std::to_string(i) + " (different optimizer?)");
-      *bufs[i] = it->second.template as<R>();
+      try {
+        optim_->set_state(i, it->second.template as<R>());
+      } catch (const std::exception& e) {
+        throw std::runtime_error(path + ": " + e.what() + " (different model or optimizer?)");
+      }
     }
     optim_->steps = m.at("trainer/optim_steps").template as<std::int64_t>().at(0);
     auto rng = m.at("trainer/dropout_rng").template as<std::int64_t>();
@@ -372,7 +381,7 @@ class Trainer {
     train_split_.y = y;
     for (std::int64_t b0 = 0; b0 < nh; b0 += cfg_.eval_batch) {
       auto [h1, h2, hy] = gather(data_.train, hold, b0, std::min(cfg_.eval_batch, nh - b0));
-      holdout_batches_.push_back({Var<R>(h1), Var<R>(h2), hy});
+      holdout_batches_.push_back({Var<R, D>(as_device<D>(h1)), Var<R, D>(as_device<D>(h2)), hy});
     }
   }
 
@@ -409,39 +418,39 @@ class Trainer {
   std::pair<Tensor<R>, Tensor<R>> features(const data::Split<R>& sp) {
     NoGradGuard ng;
     nn::Context ctx{false, nullptr, 1.0};
-    const std::int64_t N = sp.size(), D = model_->cfg.fused_dim();
-    Tensor<R> ha(Shape{N, D}), hg(Shape{N, D});
+    const std::int64_t N = sp.size(), dim = model_->cfg.fused_dim();
+    Tensor<R> ha(Shape{N, dim}), hg(Shape{N, dim});
     std::vector<std::int64_t> idx(static_cast<std::size_t>(N));
     for (std::int64_t i = 0; i < N; ++i) idx[static_cast<std::size_t>(i)] = i;
     for (std::int64_t b0 = 0; b0 < N; b0 += cfg_.eval_batch) {
       const std::int64_t nb = std::min(cfg_.eval_batch, N - b0);
       auto [x1, x2, y] = gather(sp, idx, b0, nb);
-      auto f = model_->forward(Var<R>(x1), Var<R>(x2), ctx);
-      std::copy_n(f.h_a.value().data(), nb * D, ha.data() + b0 * D);
-      std::copy_n(f.h_g.value().data(), nb * D, hg.data() + b0 * D);
+      auto f = model_->forward(Var<R, D>(as_device<D>(x1)), Var<R, D>(as_device<D>(x2)), ctx);
+      std::copy_n(as_host(f.h_a.value()).data(), nb * dim, ha.data() + b0 * dim);
+      std::copy_n(as_host(f.h_g.value()).data(), nb * dim, hg.data() + b0 * dim);
     }
     return {ha, hg};
   }
 
-  // Trains a fresh Linear(D, K) on frozen features with Adam and returns test accuracy.
+  // Trains a fresh Linear(dim, K) on frozen features with Adam and returns test accuracy.
   double train_probe(const Tensor<R>& ftr, const std::vector<std::int64_t>& ytr, const Tensor<R>& fte,
                      const std::vector<std::int64_t>& yte, int epochs, std::uint64_t salt) {
-    const std::int64_t N = ftr.shape()[0], D = ftr.shape()[1], B = 64;
+    const std::int64_t N = ftr.shape()[0], dim = ftr.shape()[1], B = 64;
     // Standardise features with the training statistics, per dimension.
-    Tensor<R> mu = Tensor<R>::zeros(Shape{D}), sd = Tensor<R>::zeros(Shape{D});
-    for (std::int64_t i = 0; i < N; ++i) mu.vec() += ftr.mat(N, D).row(i).transpose().array();
+    Tensor<R> mu = Tensor<R>::zeros(Shape{dim}), sd = Tensor<R>::zeros(Shape{dim});
+    for (std::int64_t i = 0; i < N; ++i) mu.vec() += ftr.mat(N, dim).row(i).transpose().array();
     mu.vec() /= R(std::max<std::int64_t>(N, 1));
-    for (std::int64_t i = 0; i < N; ++i) sd.vec() += (ftr.mat(N, D).row(i).transpose().array() - mu.vec()).square();
+    for (std::int64_t i = 0; i < N; ++i) sd.vec() += (ftr.mat(N, dim).row(i).transpose().array() - mu.vec()).square();
     sd.vec() = (sd.vec() / R(std::max<std::int64_t>(N, 1))).sqrt() + R(1e-6);
     auto norm = [&](const Tensor<R>& f) {
       Tensor<R> o = f.clone();
       const std::int64_t n = f.shape()[0];
-      for (std::int64_t i = 0; i < n; ++i) o.mat(n, D).row(i).array() = (o.mat(n, D).row(i).array() - mu.vec().transpose()) / sd.vec().transpose();
+      for (std::int64_t i = 0; i < n; ++i) o.mat(n, dim).row(i).array() = (o.mat(n, dim).row(i).array() - mu.vec().transpose()) / sd.vec().transpose();
       return o;
     };
     const Tensor<R> tr = norm(ftr), te = norm(fte);
     Generator g(cfg_.seed * 131 + salt);
-    nn::Linear<R> head(D, data_.classes, g);
+    nn::Linear<R> head(dim, data_.classes, g);
     optim::Adam<R> opt(1e-3, 0.9, 0.999, 1e-8, 1e-4, true);
     opt.add_params(std::vector<Var<R>>{head.weight, head.bias});
     for (int ep = 0; ep < epochs; ++ep) {
@@ -453,11 +462,11 @@ class Trainer {
         std::swap(p[static_cast<std::size_t>(i)],
                   p[static_cast<std::size_t>(std::min<std::int64_t>(i, static_cast<std::int64_t>(pg.uniform(o + i) * double(i + 1))))]);
       for (std::int64_t b0 = 0; b0 + B <= N; b0 += B) {
-        Tensor<R> xb(Shape{B, D});
+        Tensor<R> xb(Shape{B, dim});
         std::vector<std::int64_t> yb(static_cast<std::size_t>(B));
         for (std::int64_t i = 0; i < B; ++i) {
           const auto j = p[static_cast<std::size_t>(b0 + i)];
-          std::copy_n(tr.data() + j * D, D, xb.data() + i * D);
+          std::copy_n(tr.data() + j * dim, dim, xb.data() + i * dim);
           yb[static_cast<std::size_t>(i)] = ytr[static_cast<std::size_t>(j)];
         }
         head.weight.zero_grad();
@@ -474,11 +483,11 @@ class Trainer {
   TrainConfig cfg_;
   const data::Dataset<R>& data_;
   Generator init_gen_, drop_gen_;
-  std::unique_ptr<erl::ErlmrModel<R>> model_;
-  std::unique_ptr<optim::Optimizer<R>> optim_;
-  std::unique_ptr<train::Method<R>> method_;
-  data::Split<R> train_split_;             // the training data the steps see (minus any held-out part)
-  std::vector<Batch<R>> holdout_batches_;  // the method's held-out part, in fixed batches
+  std::unique_ptr<Model> model_;
+  std::unique_ptr<optim::ParamViews<R, D>> optim_;
+  std::unique_ptr<train::Method<R, D>> method_;
+  data::Split<R> train_split_;                // the training data the steps see (minus any held-out part), host
+  std::vector<Batch<R, D>> holdout_batches_;  // the method's held-out part, in fixed batches
   std::vector<EpochMetrics> history_;
 };
 
