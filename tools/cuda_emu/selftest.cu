@@ -5,6 +5,7 @@
 #include <cuda_runtime.h>
 #include <sys/wait.h>
 
+#include <cfenv>
 #include <cmath>
 #include <cstdio>
 #include <functional>
@@ -46,6 +47,37 @@ __global__ void block_sum(const float* x, float* out) {
 __global__ void write_at(float* p, long i) {
   if (threadIdx.x == 0 && blockIdx.x == 0) p[i] = 1;
 }
+// 2-D block: each thread writes its transposed element through shared memory, twice
+// (two barrier rounds), so a wrong threadIdx after a switch or a missed barrier shows.
+__global__ void transpose2(const float* in, float* out) {
+  __shared__ float t[8][16];
+  const unsigned x = threadIdx.x, y = threadIdx.y;  // blockDim (16, 8)
+  t[y][x] = in[y * 16 + x];
+  __syncthreads();
+  const unsigned i = y * 16 + x, r = i % 8, c = i / 8;  // out is 16 x 8
+  const float v = t[r][c];
+  __syncthreads();
+  t[y][x] = 0;
+  __syncthreads();
+  out[c * 8 + r] = v + t[r][c];
+}
+__global__ void oob_in_fiber(float* p, long i) {
+  __syncthreads();
+  if (threadIdx.x == 5) p[i] = 1;
+}
+__device__ int deep(int n) {
+  volatile char buf[256];
+  buf[0] = static_cast<char>(n);
+  return n == 0 ? buf[0] : deep(n - 1) + buf[0];
+}
+__global__ void stack_overflow(int* out) {
+  __syncthreads();
+  out[threadIdx.x] = deep(100000);
+}
+__global__ void change_rounding(float* p) {
+  __syncthreads();
+  if (threadIdx.x == 3) std::fesetround(FE_UPWARD);
+}
 __global__ void divergent(float* p) {
   if (threadIdx.x < 10) return;
   __syncthreads();
@@ -71,6 +103,20 @@ int main() {
       ok = ok && r[b] == want;
     }
     expect(ok, "shared-memory tree reduction with __syncthreads (fibers)");
+  }
+  {
+    std::vector<float> h(128), r(128);
+    for (int i = 0; i < 128; ++i) h[i] = float(i);
+    float *in, *out;
+    cudaMalloc((void**)&in, 128 * 4);
+    cudaMalloc((void**)&out, 128 * 4);
+    cudaMemcpy(in, h.data(), 128 * 4, cudaMemcpyHostToDevice);
+    transpose2<<<1, dim3(16, 8)>>>(in, out);
+    cudaMemcpy(r.data(), out, 128 * 4, cudaMemcpyDeviceToHost);
+    bool ok = true;
+    for (int a = 0; a < 8; ++a)  // in is 8 x 16 (row a, column b), out its transpose
+      for (int b = 0; b < 16; ++b) ok = ok && r[b * 8 + a] == h[a * 16 + b];
+    expect(ok, "2-D block shared-memory transpose with three __syncthreads");
   }
   // uninitialised device memory reads as NaN
   {
@@ -140,6 +186,26 @@ int main() {
            write_at<<<1, 32>>>(p, 64);
          }),
          "kernel writing past the end of an allocation is caught");
+  expect(dies([] {
+           float* p;
+           cudaMalloc((void**)&p, 256);
+           oob_in_fiber<<<2, 32>>>(p, 64);
+         }),
+         "out-of-bounds write in a barrier kernel (fibers) is caught");
+  expect(dies([] {
+           int* p;
+           cudaMalloc((void**)&p, 256);
+           stack_overflow<<<1, 4>>>(p);
+         }),
+         "fiber stack overflow is caught (guard page)");
+#if defined(EMU_FIBER_ASM)
+  expect(dies([] {
+           float* p;
+           cudaMalloc((void**)&p, 256);
+           change_rounding<<<1, 8>>>(p);
+         }),
+         "kernel changing the FP control state (not kept per fiber) is caught");
+#endif
   expect(dies([] {
            static float host[4];
            write_at<<<1, 32>>>(host, 0);

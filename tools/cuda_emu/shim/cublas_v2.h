@@ -14,6 +14,7 @@
 #include <complex>
 #include <cstdint>
 #include <string>
+#include <vector>
 
 #include "cuComplex.h"
 #include "cuda_runtime_api.h"
@@ -167,14 +168,50 @@ cublasStatus_t ref_gemm(const char* name, cublasHandle_t h, cublasOperation_t ta
                : tb == CUBLAS_OP_T ? B[j + std::int64_t(l) * ldb]
                                    : blas_conj(B[j + std::int64_t(l) * ldb]);
       };
-      for (int j = 0; j < n; ++j)
-        for (int i = 0; i < m; ++i) {
+      // op(A) and op(B) copied so that each dot product reads two contiguous rows (row i
+      // of op(A), column j of op(B)); the sums are the same, term by term and in order.
+      std::vector<T> pa, pb;
+      if (read_ab) {
+        pa.resize(std::size_t(m) * k);
+        pb.resize(std::size_t(n) * k);
+        for (int l = 0; l < k; ++l)
+          for (int i = 0; i < m; ++i) pa[std::size_t(i) * k + l] = a(i, l);
+        for (int j = 0; j < n; ++j)
+          for (int l = 0; l < k; ++l) pb[std::size_t(j) * k + l] = b(l, j);
+      }
+      auto store = [&](int i, int j, T acc) {
+        T& c = C[i + std::int64_t(j) * ldc];
+        c = be == T(0) ? al * acc : al * acc + be * c;
+      };
+      for (int j = 0; j < n; ++j) {
+        const T* rb = read_ab ? pb.data() + std::size_t(j) * k : nullptr;
+        int i = 0;
+        if (read_ab)  // four rows at a time: four independent sums, each in its own order
+          for (; i + 4 <= m; i += 4) {
+            const T* r0 = pa.data() + std::size_t(i) * k;
+            const T *r1 = r0 + k, *r2 = r1 + k, *r3 = r2 + k;
+            T c0 = T(0), c1 = T(0), c2 = T(0), c3 = T(0);
+            for (int l = 0; l < k; ++l) {
+              const T bl = rb[l];
+              c0 += r0[l] * bl;
+              c1 += r1[l] * bl;
+              c2 += r2[l] * bl;
+              c3 += r3[l] * bl;
+            }
+            store(i, j, c0);
+            store(i + 1, j, c1);
+            store(i + 2, j, c2);
+            store(i + 3, j, c3);
+          }
+        for (; i < m; ++i) {
           T acc = T(0);
-          if (read_ab)
-            for (int l = 0; l < k; ++l) acc += a(i, l) * b(l, j);
-          T& c = C[i + std::int64_t(j) * ldc];
-          c = be == T(0) ? al * acc : al * acc + be * c;
+          if (read_ab) {
+            const T* ra = pa.data() + std::size_t(i) * k;
+            for (int l = 0; l < k; ++l) acc += ra[l] * rb[l];
+          }
+          store(i, j, acc);
         }
+      }
     }
     st.current_op.clear();
   });

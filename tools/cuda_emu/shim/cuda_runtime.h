@@ -6,9 +6,12 @@
 // into a call of emu::launch(...). The arguments are evaluated and copied at the launch
 // (as CUDA does); the kernel runs later, when the queue is flushed.
 //  * Kernels that (transitively) call __syncthreads run each block's threads as
-//    cooperative fibers (ucontext): thread 0 runs until it reaches the barrier, then
-//    thread 1, ..., and all are released together — a correct barrier. Reaching a barrier
-//    with only some of the block's threads (the others exited) is reported as an error.
+//    cooperative fibers: thread 0 runs until it reaches the barrier, then thread 1, ...,
+//    and all are released together — a correct barrier. Reaching a barrier with only some
+//    of the block's threads (the others exited) is reported as an error. On x86-64 the
+//    fibers switch with a minimal stack switch (below; glibc's swapcontext makes an
+//    rt_sigprocmask system call and saves the x87 environment on every switch, which was
+//    most of the emulator's run time); elsewhere with ucontext.
 //  * All other kernels run the block's threads one after another.
 // Shared memory (__shared__) is a static array per kernel instantiation, refilled with
 // 0xFF garbage by thread 0 of each block at the declaration.
@@ -41,28 +44,193 @@ inline unsigned int __umulhi(unsigned int a, unsigned int b) {
 
 namespace emu {
 
+// EMU_ORDER=reverse runs blocks and threads in reverse order (results of a race-free
+// kernel cannot depend on it; compare runs to expose order dependence).
+inline const bool reverse_order = [] {
+  const char* e = std::getenv("EMU_ORDER");
+  return e && std::string(e) == "reverse";
+}();
+inline unsigned ord(unsigned i, unsigned n) { return reverse_order ? n - 1 - i : i; }
+
+// ---- fiber context switch -------------------------------------------------------------------
+// Ctx holds a suspended fiber's (or the scheduler's) machine state; ctx_switch(from, to)
+// saves the running context into `from` and resumes `to`. A fresh fiber (ctx_init) starts
+// in fiber_main on its own stack.
+#if defined(__x86_64__) && defined(__linux__) && !(defined(__CET__) && (__CET__ & 2))
+#define EMU_FIBER_ASM 1
+// The x86-64 SysV switch: pushes the callee-saved registers (rbp rbx r12-r15) onto the
+// running stack, stores the stack pointer in *save_sp, loads new_sp and pops the same
+// frame from there. Caller-saved registers need no saving (the switch is an ordinary call
+// to the compiler), and the signal mask is per OS thread and never changed by fibers, so
+// unlike swapcontext no system call is made. The floating-point control state (MXCSR,
+// x87 control word; callee-saved in the ABI) is not switched either: saving and loading
+// it cost more than the rest of the switch, and it is one state for the whole block, so
+// run_block_fibers checks after every round that no thread changed it (fp_control).
+// A fresh fiber's stack holds such a frame whose return address is emu_fiber_start,
+// which calls the function whose address is in r12 (fiber_main) on a 16-byte aligned
+// stack; its CFI marks the end of the call chain, as glibc's __start_context does, so
+// backtrace() in a fault inside a fiber stops there.
+// (Not built when the compiler targets shadow stacks (-fcf-protection=return/full): a
+// `ret` onto a new stack would fault there, so that configuration uses ucontext.)
+// A COMDAT group, as this header is included by many translation units.
+extern "C" void emu_fiber_switch(void** save_sp, void* new_sp);
+extern "C" void emu_fiber_start();
+asm(R"(
+  .pushsection .text.emu_fiber_switch,"axG",@progbits,emu_fiber_switch,comdat
+  .weak emu_fiber_switch
+  .hidden emu_fiber_switch
+  .type emu_fiber_switch, @function
+  .p2align 4
+emu_fiber_switch:
+  .cfi_startproc
+  pushq %rbp
+  .cfi_adjust_cfa_offset 8
+  pushq %rbx
+  .cfi_adjust_cfa_offset 8
+  pushq %r12
+  .cfi_adjust_cfa_offset 8
+  pushq %r13
+  .cfi_adjust_cfa_offset 8
+  pushq %r14
+  .cfi_adjust_cfa_offset 8
+  pushq %r15
+  .cfi_adjust_cfa_offset 8
+  movq %rsp, (%rdi)
+  movq %rsi, %rsp
+  popq %r15
+  .cfi_adjust_cfa_offset -8
+  popq %r14
+  .cfi_adjust_cfa_offset -8
+  popq %r13
+  .cfi_adjust_cfa_offset -8
+  popq %r12
+  .cfi_adjust_cfa_offset -8
+  popq %rbx
+  .cfi_adjust_cfa_offset -8
+  popq %rbp
+  .cfi_adjust_cfa_offset -8
+  ret
+  .cfi_endproc
+  .size emu_fiber_switch, .-emu_fiber_switch
+
+  .weak emu_fiber_start
+  .hidden emu_fiber_start
+  .type emu_fiber_start, @function
+  .p2align 4
+emu_fiber_start:
+  .cfi_startproc
+  .cfi_undefined rip
+  xorl %ebp, %ebp
+  callq *%r12
+  ud2
+  .cfi_endproc
+  .size emu_fiber_start, .-emu_fiber_start
+  .popsection
+)");
+struct Ctx {
+  void* sp = nullptr;
+};
+inline void ctx_switch(Ctx& from, Ctx& to) { emu_fiber_switch(&from.sp, to.sp); }
+inline void ctx_init(Ctx& c, char* stack, std::size_t size, void (*fn)()) {
+  // the frame emu_fiber_switch pops: r15 r14 r13 r12 rbx rbp, return address
+  auto* top = reinterpret_cast<std::uint64_t*>(reinterpret_cast<std::uintptr_t>(stack + size) & ~std::uintptr_t(15));
+  std::uint64_t* sp = top - 9;  // sp[6] = return address; after the ret rsp = top - 2, 16-byte aligned
+  sp[0] = sp[1] = sp[2] = 0;                    // r15 r14 r13
+  sp[3] = reinterpret_cast<std::uint64_t>(fn);  // r12: called by emu_fiber_start
+  sp[4] = sp[5] = 0;                            // rbx rbp
+  sp[6] = reinterpret_cast<std::uint64_t>(&emu_fiber_start);
+  sp[7] = sp[8] = 0;
+  c.sp = sp;
+}
+// MXCSR and the x87 control word, which emu_fiber_switch does not switch.
+inline std::uint64_t fp_control() {
+  std::uint32_t mxcsr;
+  std::uint16_t fpucw;
+  asm volatile("stmxcsr %0\n\tfnstcw %1" : "=m"(mxcsr), "=m"(fpucw));
+  return mxcsr | (std::uint64_t(fpucw) << 32);
+}
+#else
+struct Ctx {
+  ucontext_t uc;
+};
+inline void ctx_switch(Ctx& from, Ctx& to) { swapcontext(&from.uc, &to.uc); }
+inline std::uint64_t fp_control() { return 0; }  // swapcontext switches it
+inline void ctx_init(Ctx& c, char* stack, std::size_t size, void (*fn)()) {
+  getcontext(&c.uc);
+  c.uc.uc_stack.ss_sp = stack;
+  c.uc.uc_stack.ss_size = size;
+  c.uc.uc_link = nullptr;
+  makecontext(&c.uc, fn, 0);
+}
+#endif
+
 struct Fiber {
-  ucontext_t ctx;
-  char* stack = nullptr;
+  Ctx ctx;
   bool done = false, at_barrier = false;
   uint3 tid;
 };
 struct BlockRun {
-  ucontext_t sched;
+  Ctx sched;
   std::vector<Fiber> fibers;
-  int current = -1;
+  unsigned nt = 0;   // threads in the block
+  int current = -1;  // the running thread (index into fibers)
+  unsigned pos = 0;  // its position in this round's execution order (ord)
   bool cooperative = false;  // true inside a fiber-run kernel
   std::function<void()>* body = nullptr;
   long barriers = 0;
 };
 inline thread_local BlockRun* block_run = nullptr;
 constexpr std::size_t kFiberStack = 256 * 1024;
+// Fiber stacks: the one of thread t is mapped once and reused by every block. Each has a
+// PROT_NONE guard page below it, so a stack overflow faults instead of overwriting the
+// neighbouring mapping (often the next fiber's stack). The top of stack t is offset by
+// (t % 128) * 512 bytes ("colouring"): with equal offsets the suspended frames of all
+// threads sit at the same address modulo 256 KiB, i.e. in the same few cache sets, and
+// every switch missed the cache. Every stack keeps at least kFiberStack usable bytes.
+constexpr std::size_t kFiberColour = 512, kFiberColours = 128;
+struct FiberStack {
+  char* lo;          // lowest usable byte (just above the guard page)
+  std::size_t size;  // usable bytes
+};
+inline const FiberStack& fiber_stack(unsigned t) {
+  static thread_local std::vector<FiberStack> stacks;
+  while (stacks.size() <= t) {
+    const std::size_t colour = (stacks.size() % kFiberColours) * kFiberColour;
+    const std::size_t len = kPage + kFiberStack + kFiberColours * kFiberColour;
+    void* m = mmap(nullptr, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (m == MAP_FAILED) fatal("fiber stack mmap failed");
+    if (mprotect(m, kPage, PROT_NONE) != 0) fatal("fiber stack guard mprotect failed");
+    stacks.push_back(FiberStack{static_cast<char*>(m) + kPage, kFiberStack + colour});
+  }
+  return stacks[t];
+}
 
-inline void fiber_entry() {
+// Switches from `self` to the first thread at a position ≥ `from` of this round's
+// execution order that has neither finished nor reached the barrier, or, when there is
+// none (the round is over), back to the scheduler (run_block_fibers). A thread that
+// leaves hands over directly to the next one: one switch per thread and round instead of
+// two through the scheduler, in the same order.
+inline void run_next(BlockRun* br, Ctx& self, unsigned from) {
+  for (unsigned u = from; u < br->nt; ++u) {
+    const unsigned t = ord(u, br->nt);
+    Fiber& f = br->fibers[t];
+    if (f.done || f.at_barrier) continue;
+    br->current = static_cast<int>(t);
+    br->pos = u;
+    threadIdx = f.tid;
+    ctx_switch(self, f.ctx);
+    return;
+  }
+  if (&self != &br->sched) ctx_switch(self, br->sched);
+}
+
+inline void fiber_main() {
   BlockRun* br = block_run;
   (*br->body)();
-  br->fibers[br->current].done = true;
-  swapcontext(&br->fibers[br->current].ctx, &br->sched);
+  Fiber& f = br->fibers[br->current];
+  f.done = true;
+  run_next(br, f.ctx, br->pos + 1);
+  fatal("internal: a finished fiber was resumed");
 }
 
 }  // namespace emu
@@ -76,7 +244,7 @@ inline void __syncthreads() {
   }
   emu::Fiber& f = br->fibers[br->current];
   f.at_barrier = true;
-  swapcontext(&f.ctx, &br->sched);
+  emu::run_next(br, f.ctx, br->pos + 1);
 }
 
 namespace emu {
@@ -104,14 +272,6 @@ template <class A> void open_arg(OpenSet& o, const A& a) {
   if constexpr (std::is_pointer_v<A> && !std::is_function_v<std::remove_pointer_t<A>>) o.add(a);
 }
 
-// EMU_ORDER=reverse runs blocks and threads in reverse order (results of a race-free
-// kernel cannot depend on it; compare runs to expose order dependence).
-inline const bool reverse_order = [] {
-  const char* e = std::getenv("EMU_ORDER");
-  return e && std::string(e) == "reverse";
-}();
-inline unsigned ord(unsigned i, unsigned n) { return reverse_order ? n - 1 - i : i; }
-
 inline void run_block_sequential(dim3 block, const std::function<void()>& body) {
   for (unsigned z = 0; z < block.z; ++z)
     for (unsigned y = 0; y < block.y; ++y)
@@ -124,39 +284,27 @@ inline void run_block_sequential(dim3 block, const std::function<void()>& body) 
 #pragma GCC diagnostic push
 #pragma GCC diagnostic ignored "-Wclobbered"
 inline void run_block_fibers(dim3 block, std::function<void()>& body, const char* kernel) {
-  static thread_local std::vector<char*> stacks;
   const unsigned nt = block.x * block.y * block.z;
-  while (stacks.size() < nt) {
-    void* m = mmap(nullptr, kFiberStack, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-    if (m == MAP_FAILED) fatal("fiber stack mmap failed");
-    stacks.push_back(static_cast<char*>(m));
-  }
   BlockRun br;
   br.cooperative = true;
   br.body = &body;
   br.fibers.resize(nt);
+  br.nt = nt;
   for (unsigned t = 0; t < nt; ++t) {
     Fiber& f = br.fibers[t];
     f.tid = uint3{t % block.x, (t / block.x) % block.y, t / (block.x * block.y)};
-    f.stack = stacks[t];
-    getcontext(&f.ctx);
-    f.ctx.uc_stack.ss_sp = f.stack;
-    f.ctx.uc_stack.ss_size = kFiberStack;
-    f.ctx.uc_link = nullptr;
-    makecontext(&f.ctx, fiber_entry, 0);
+    const FiberStack& s = fiber_stack(t);
+    ctx_init(f.ctx, s.lo, s.size, fiber_main);
   }
   BlockRun* saved = block_run;
   block_run = &br;
+  const std::uint64_t fpc = fp_control();
   for (;;) {
     unsigned alive = 0, waiting = 0;
-    for (unsigned u = 0; u < nt; ++u) {
-      const unsigned t = ord(u, nt);
-      Fiber& f = br.fibers[t];
-      if (f.done || f.at_barrier) continue;
-      br.current = static_cast<int>(t);
-      threadIdx = f.tid;
-      swapcontext(&br.sched, &f.ctx);
-    }
+    run_next(&br, br.sched, 0);  // runs every thread of the round in order, up to the barrier or its end
+    if (fp_control() != fpc)
+      fatal(std::string("kernel ") + kernel + " changed the floating-point control state (MXCSR / x87 control "
+            "word), which the emulator's fiber switch does not keep per thread");
     for (auto& f : br.fibers) {
       if (!f.done) ++alive;
       if (f.at_barrier) ++waiting;
