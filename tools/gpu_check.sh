@@ -2,7 +2,8 @@
 # The GPU check of the CUDA backend, as one script for a machine with an NVIDIA GPU (the
 # session's device tool; prepare with tools/gpu_deps.sh here and carry .devdeps):
 #   1. configure and build the CUDA variant (sm_90 + PTX) with the carried dependencies,
-#   2. run the GPU tests (CPU-vs-GPU ops, the PyTorch fixtures on the GPU, a short training run),
+#   2. run the GPU tests (CPU-vs-GPU ops, the PyTorch fixtures on the GPU, a short training run,
+#      the trainer with every rebalancing method against the CPU),
 #   3. time the ERL-MR step on the GPU (fused/faithful, batch 16 and 64; inference),
 #   4. time the same steps in PyTorch on the same GPU (bench/pytorch/bench_step.py --device cuda).
 # Everything is also written to ${OUT:-gpu-results}/.

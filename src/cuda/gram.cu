@@ -11,6 +11,20 @@ namespace {
 constexpr int kBlock = 256;
 constexpr std::int64_t kChunk = 16384;
 
+// Sums s[k][0..kBlock) into s[k][0] for k < 3 with a fixed tree (the same pairs for every
+// launch), then thread 0 writes the three sums to out[0..3). Every thread of the block
+// must call it after storing its own s[k][threadIdx.x].
+__device__ void block_tree3(double (&s)[3][kBlock], double* out) {
+  __syncthreads();
+  for (unsigned w = kBlock / 2; w > 0; w >>= 1) {
+    if (threadIdx.x < w)
+      for (int k = 0; k < 3; ++k) s[k][threadIdx.x] += s[k][threadIdx.x + w];
+    __syncthreads();
+  }
+  if (threadIdx.x == 0)
+    for (int k = 0; k < 3; ++k) out[k] = s[k][0];
+}
+
 template <class R>
 __global__ void gram_partial(const R* a, const R* b, std::int64_t n, double* partial) {
   __shared__ double s[3][kBlock];
@@ -26,14 +40,7 @@ __global__ void gram_partial(const R* a, const R* b, std::int64_t n, double* par
   s[0][threadIdx.x] = v11;
   s[1][threadIdx.x] = v12;
   s[2][threadIdx.x] = v22;
-  __syncthreads();
-  for (unsigned w = kBlock / 2; w > 0; w >>= 1) {
-    if (threadIdx.x < w)
-      for (int k = 0; k < 3; ++k) s[k][threadIdx.x] += s[k][threadIdx.x + w];
-    __syncthreads();
-  }
-  if (threadIdx.x == 0)
-    for (int k = 0; k < 3; ++k) partial[3 * blockIdx.x + k] = s[k][0];
+  block_tree3(s, partial + 3 * blockIdx.x);
 }
 
 __global__ void gram_final(const double* partial, std::int64_t chunks, double* out) {
@@ -42,14 +49,7 @@ __global__ void gram_final(const double* partial, std::int64_t chunks, double* o
   for (std::int64_t c = threadIdx.x; c < chunks; c += kBlock)
     for (int k = 0; k < 3; ++k) v[k] += partial[3 * c + k];
   for (int k = 0; k < 3; ++k) s[k][threadIdx.x] = v[k];
-  __syncthreads();
-  for (unsigned w = kBlock / 2; w > 0; w >>= 1) {
-    if (threadIdx.x < w)
-      for (int k = 0; k < 3; ++k) s[k][threadIdx.x] += s[k][threadIdx.x + w];
-    __syncthreads();
-  }
-  if (threadIdx.x == 0)
-    for (int k = 0; k < 3; ++k) out[k] = s[k][0];
+  block_tree3(s, out);
 }
 
 }  // namespace

@@ -565,13 +565,13 @@ CudaVar<T> batch_norm(const CudaVar<T>& x, const CudaVar<T>& gamma, const CudaVa
 // The same masks as the CPU's dropout for the same generator state: counter first + i
 // decides real part i (Philox evaluated on the device).
 template <Scalar T> CudaVar<T> dropout(const CudaVar<T>& x, double p, bool training, Generator& gen) {
-  if (p < 0 || p >= 1) throw std::invalid_argument("dropout: p must be in [0, 1), got " + std::to_string(p));
+  detail::check_dropout_p(p);
   if (!training || p == 0) return x;
   using R = real_t<T>;
   constexpr int parts = is_complex_v<T> ? 2 : 1;
   const std::int64_t n = x.numel(), total = parts * n;
   const std::uint64_t first = gen.reserve(static_cast<std::uint64_t>(total));
-  const std::uint32_t threshold = static_cast<std::uint32_t>(std::ceil(p * 16777216.0));
+  const std::uint32_t threshold = detail::dropout_threshold(p);
   CudaTensor<R> mask(Shape{total});
   cuda::dropout_mask<R>(gen.seed(), first, total, threshold, R(1) / R(1 - p), mask.data());
   auto apply = [mask, n](const CudaTensor<T>& in) {

@@ -36,13 +36,11 @@ class CudaOptimizer : public ParamViews<R, CudaDevice> {
 };
 
 template <RealScalar R>
-class CudaSGD final : public CudaOptimizer<R> {
+class CudaSGD final : public CudaOptimizer<R>, public SgdOptions {
  public:
   CudaSGD(double lr, double momentum = 0, double weight_decay = 0, bool nesterov = false, double dampening = 0)
-      : momentum(momentum), weight_decay(weight_decay), dampening(dampening), nesterov(nesterov) {
+      : SgdOptions(momentum, weight_decay, nesterov, dampening) {
     this->lr = lr;
-    if (nesterov && (momentum <= 0 || dampening != 0))
-      throw std::invalid_argument("SGD: Nesterov momentum requires momentum > 0 and dampening = 0");
   }
   void step() override {
     for (std::size_t k = 0; k < this->views_.size(); ++k) {
@@ -60,8 +58,6 @@ class CudaSGD final : public CudaOptimizer<R> {
     for (auto& b : buf_) out.push_back(&b);
     return out;
   }
-  double momentum, weight_decay, dampening;
-  bool nesterov;
 
  private:
   void grow_state() override { buf_.resize(this->views_.size()); }
@@ -69,16 +65,15 @@ class CudaSGD final : public CudaOptimizer<R> {
 };
 
 template <RealScalar R>
-class CudaAdam final : public CudaOptimizer<R> {
+class CudaAdam final : public CudaOptimizer<R>, public AdamOptions {
  public:
   CudaAdam(double lr, double beta1 = 0.9, double beta2 = 0.999, double eps = 1e-8, double weight_decay = 0, bool decoupled = false)
-      : beta1(beta1), beta2(beta2), eps(eps), weight_decay(weight_decay), decoupled(decoupled) {
+      : AdamOptions{beta1, beta2, eps, weight_decay, decoupled} {
     this->lr = lr;
   }
   void step() override {
     ++this->steps;
-    const double t = double(this->steps);
-    const double bc1 = 1 - std::pow(beta1, t), bc2 = 1 - std::pow(beta2, t);
+    const auto [bc1, bc2] = bias_corrections(this->steps);
     for (std::size_t k = 0; k < this->views_.size(); ++k) {
       const auto v = this->views_[k]();
       if (!v.grad) continue;
@@ -96,8 +91,6 @@ class CudaAdam final : public CudaOptimizer<R> {
     for (auto& b : v_) out.push_back(&b);
     return out;
   }
-  double beta1, beta2, eps, weight_decay;
-  bool decoupled;
 
  private:
   void grow_state() override {

@@ -112,9 +112,18 @@ Var<T> batch_norm(const Var<T>& x, const Var<T>& gamma, const Var<T>& beta, cons
   return record("batch_norm", y, rule, x, gamma, beta);
 }
 
+namespace detail {
+// Dropout's check of p and its keep rule, shared with the device version (cuda/ops.hpp):
+// counter c keeps its element iff (bits(c) >> 8) ≥ ceil(p·2²⁴), scaled by 1/(1 − p).
+inline void check_dropout_p(double p) {
+  if (p < 0 || p >= 1) throw std::invalid_argument("dropout: p must be in [0, 1), got " + std::to_string(p));
+}
+inline std::uint32_t dropout_threshold(double p) { return static_cast<std::uint32_t>(std::ceil(p * 16777216.0)); }
+}  // namespace detail
+
 // Dropout; identity when !training or p == 0.
 template <Scalar T> Var<T> dropout(const Var<T>& x, double p, bool training, Generator& gen) {
-  if (p < 0 || p >= 1) throw std::invalid_argument("dropout: p must be in [0, 1), got " + std::to_string(p));
+  detail::check_dropout_p(p);
   if (!training || p == 0) return x;
   using R = real_t<T>;
   constexpr int parts = is_complex_v<T> ? 2 : 1;
@@ -125,7 +134,7 @@ template <Scalar T> Var<T> dropout(const Var<T>& x, double p, bool training, Gen
   // Philox blocks are evaluated once for their four words (same values as gen.uniform).
   Tensor<R> mask(Shape{parts * n});
   const std::int64_t total = parts * n;
-  const std::uint32_t threshold = static_cast<std::uint32_t>(std::ceil(p * 16777216.0));  // keep iff (bits >> 8) >= p·2²⁴
+  const std::uint32_t threshold = detail::dropout_threshold(p);  // keep iff (bits >> 8) >= p·2²⁴
   CpuDevice::parallel_for(total, 1 << 14, [&](std::int64_t b, std::int64_t e) {
     // Locals, not the captured references: read through the capture, the compiler must
     // assume the stores below may change them and emits a scalar load-compare-branch per mask.

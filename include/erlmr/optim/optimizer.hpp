@@ -13,6 +13,7 @@
 #include <memory>
 #include <stdexcept>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "erlmr/autograd/variable.hpp"
@@ -90,16 +91,34 @@ class Optimizer : public ParamViews<R> {
   Optimizer& mutable_self() const { return const_cast<Optimizer&>(*this); }
 };
 
+// SGD's and Adam's hyper-parameters (with their checks and Adam's bias corrections), shared
+// by the CPU optimisers below and the device ones (cuda/optim.hpp).
+struct SgdOptions {
+  SgdOptions(double momentum, double weight_decay, bool nesterov, double dampening)
+      : momentum(momentum), weight_decay(weight_decay), dampening(dampening), nesterov(nesterov) {
+    if (nesterov && (momentum <= 0 || dampening != 0))
+      throw std::invalid_argument("SGD: Nesterov momentum requires momentum > 0 and dampening = 0");
+  }
+  double momentum, weight_decay, dampening;
+  bool nesterov;
+};
+struct AdamOptions {
+  double beta1, beta2, eps, weight_decay;
+  bool decoupled;  // AdamW
+  // 1 − β1ᵗ and 1 − β2ᵗ after t steps.
+  std::pair<double, double> bias_corrections(std::int64_t t) const {
+    return {1 - std::pow(beta1, double(t)), 1 - std::pow(beta2, double(t))};
+  }
+};
+
 // torch.optim.SGD: g ← g + wd·p; b ← μ·b + (1−dampening)·g (b = g on the first step);
 // g ← g + μ·b (Nesterov) or g ← b; p ← p − lr·g.
 template <RealScalar R>
-class SGD final : public Optimizer<R> {
+class SGD final : public Optimizer<R>, public SgdOptions {
  public:
   SGD(double lr, double momentum = 0, double weight_decay = 0, bool nesterov = false, double dampening = 0)
-      : momentum(momentum), weight_decay(weight_decay), dampening(dampening), nesterov(nesterov) {
+      : SgdOptions(momentum, weight_decay, nesterov, dampening) {
     this->lr = lr;
-    if (nesterov && (momentum <= 0 || dampening != 0))
-      throw std::invalid_argument("SGD: Nesterov momentum requires momentum > 0 and dampening = 0");
   }
   void step() override {
     for (std::size_t k = 0; k < this->views_.size(); ++k) {
@@ -125,8 +144,6 @@ class SGD final : public Optimizer<R> {
     for (auto& b : buffers_) out.push_back(&b);
     return out;
   }
-  double momentum, weight_decay, dampening;
-  bool nesterov;
 
  private:
   void grow_state() override { buffers_.resize(this->views_.size()); }
@@ -137,16 +154,15 @@ class SGD final : public Optimizer<R> {
 //   Adam:  g ← g + wd·p.   AdamW: p ← p·(1 − lr·wd).
 //   m ← β1 m + (1−β1) g;  v ← β2 v + (1−β2) g²;  p ← p − lr·(m/(1−β1ᵗ)) / (√(v/(1−β2ᵗ)) + ε).
 template <RealScalar R>
-class Adam final : public Optimizer<R> {
+class Adam final : public Optimizer<R>, public AdamOptions {
  public:
   Adam(double lr, double beta1 = 0.9, double beta2 = 0.999, double eps = 1e-8, double weight_decay = 0, bool decoupled = false)
-      : beta1(beta1), beta2(beta2), eps(eps), weight_decay(weight_decay), decoupled(decoupled) {
+      : AdamOptions{beta1, beta2, eps, weight_decay, decoupled} {
     this->lr = lr;
   }
   void step() override {
     ++this->steps;
-    const double t = double(this->steps);
-    const double bc1 = 1 - std::pow(beta1, t), bc2 = 1 - std::pow(beta2, t);
+    const auto [bc1, bc2] = bias_corrections(this->steps);
     for (std::size_t k = 0; k < this->views_.size(); ++k) {
       auto v = this->views_[k]();
       if (!v.grad) continue;
@@ -174,8 +190,6 @@ class Adam final : public Optimizer<R> {
     for (auto& b : v_) out.push_back(&b);
     return out;
   }
-  double beta1, beta2, eps, weight_decay;
-  bool decoupled;
 
  private:
   void grow_state() override {
