@@ -28,6 +28,18 @@ template <class T> CudaTensor<T> dev(const std::vector<T>& v) {
   return Tensor<T>::from_vector(Shape{static_cast<std::int64_t>(v.size())}, v).template to<CudaDevice>();
 }
 template <class T> double mag(T v) { return std::abs(v); }
+// `got` is Σ h to the sum's rounding (float 1e-6, double 1e-13 relative to Σ|h|), per component.
+template <class T> void check_sum(const std::vector<T>& h, T got) {
+  double want_re = 0, want_im = 0, scale = 0;
+  for (auto v : h) {
+    want_re += double(std::real(v));
+    want_im += double(std::imag(v));
+    scale += mag(v);
+  }
+  const double tol = std::is_same_v<real_t<T>, float> ? 1e-6 : 1e-13;
+  CHECK(std::abs(double(std::real(got)) - want_re) <= tol * scale);
+  CHECK(std::abs(double(std::imag(got)) - want_im) <= tol * scale);
+}
 }  // namespace
 
 TEST_CASE_TEMPLATE("CUDA kernels: sum_all two-level tree", T, float, double, std::complex<double>) {
@@ -37,16 +49,7 @@ TEST_CASE_TEMPLATE("CUDA kernels: sum_all two-level tree", T, float, double, std
     const auto x = dev(h);
     CudaTensor<T> out(Shape{});
     cuda::sum_all<T>(x.data(), n, out.data());
-    const T got = out.to_vector()[0];
-    double want_re = 0, want_im = 0, scale = 0;
-    for (auto v : h) {
-      want_re += double(std::real(v));
-      want_im += double(std::imag(v));
-      scale += mag(v);
-    }
-    const double tol = std::is_same_v<real_t<T>, float> ? 1e-6 : 1e-13;
-    CHECK(std::abs(double(std::real(got)) - want_re) <= tol * scale);
-    CHECK(std::abs(double(std::imag(got)) - want_im) <= tol * scale);
+    check_sum(h, out.to_vector()[0]);
   }
 }
 
@@ -264,15 +267,7 @@ TEST_CASE_TEMPLATE("CUDA kernels: CudaDevice::sum", T, float, double, std::compl
     const auto h = host_random<T>(n, 60 + n);
     const auto d = dev(h);
     const T got = CudaDevice::sum<T>(d.data(), n);
-    double want_re = 0, want_im = 0, scale = 0;
-    for (auto v : h) {
-      want_re += double(std::real(v));
-      want_im += double(std::imag(v));
-      scale += mag(v);
-    }
-    const double tol = std::is_same_v<real_t<T>, float> ? 1e-6 : 1e-13;
-    CHECK(std::abs(double(std::real(got)) - want_re) <= tol * scale);
-    CHECK(std::abs(double(std::imag(got)) - want_im) <= tol * scale);
+    check_sum(h, got);
     // repeatable bitwise (fixed tree, no atomics)
     const T again = CudaDevice::sum<T>(d.data(), n);
     CHECK(std::memcmp(&got, &again, sizeof(T)) == 0);

@@ -89,6 +89,20 @@ template <RealScalar R, class D1, class D2> double checkpoint_diff(train::Traine
   return worst;
 }
 
+// Trains `cfg` on the CPU and on the GPU, epoch by epoch, and checks that the histories
+// agree within `tol_history` and the checkpoints within `tol_state`.
+template <RealScalar R>
+void check_cpu_and_gpu_runs(const train::TrainConfig& cfg, const data::Dataset<R>& data, double tol_history, double tol_state) {
+  train::Trainer<R> cpu(cfg, data);
+  train::Trainer<R, CudaDevice> gpu(cfg, data);
+  for (int e = 0; e < cfg.epochs; ++e) {
+    cpu.train_epoch();
+    gpu.train_epoch();
+  }
+  check_same_history(cpu, gpu, tol_history);
+  CHECK(checkpoint_diff(cpu, gpu) < tol_state);
+}
+
 }  // namespace
 
 TEST_CASE("CUDA trainer: every method trains on the GPU as on the CPU (float64)") {
@@ -99,14 +113,7 @@ TEST_CASE("CUDA trainer: every method trains on the GPU as on the CPU (float64)"
     // One epoch each (two steps, an evaluation); G-Blending needs a second one to re-estimate
     // its weights from two measurements.
     cfg.epochs = method == "gblending" ? 2 : 1;
-    train::Trainer<double> cpu(cfg, data);
-    train::Trainer<double, CudaDevice> gpu(cfg, data);
-    for (int e = 0; e < cfg.epochs; ++e) {
-      cpu.train_epoch();
-      gpu.train_epoch();
-    }
-    check_same_history(cpu, gpu, 1e-8);
-    CHECK(checkpoint_diff(cpu, gpu) < 1e-8);
+    check_cpu_and_gpu_runs(cfg, data, 1e-8, 1e-8);
   }
 }
 
@@ -119,15 +126,10 @@ TEST_CASE("CUDA trainer: float32 ERL-MR (fused and faithful) and OGM-GE agree wi
       auto cfg = tiny_run(method);
       cfg.epochs = 1;
       cfg.options.erlmr_mode = mode;
-      train::Trainer<float> cpu(cfg, data);
-      train::Trainer<float, CudaDevice> gpu(cfg, data);
-      cpu.train_epoch();
-      gpu.train_epoch();
       // float32 with different summation orders: the epoch's metrics agree to ~1e-5; two
       // momentum-SGD steps leave the weights and momentum buffers within ~1e-3 (relative
       // to each array's largest entry).
-      check_same_history(cpu, gpu, 2e-4);
-      CHECK(checkpoint_diff(cpu, gpu) < 2e-3);
+      check_cpu_and_gpu_runs(cfg, data, 2e-4, 2e-3);
     }
   }
 }
