@@ -40,13 +40,29 @@ inline double forward_flops(std::int64_t B, std::int64_t T, std::int64_t K = 12)
   const double head = 2.0 * B * (2 * D) * K + 2 * (2.0 * B * D * K);  // fused + two unimodal logits
   return 2 * enc + 2 * proj + head;
 }
+// The shared projection's weight-gradient product (rows: Re and Im of both modalities).
+inline double projection_product_flops(std::int64_t B, std::int64_t T) {
+  const double D = 16.0 * double(T - 2);
+  return 2.0 * (4 * B) * D * (D / 2);
+}
+// The Gram matrices that replace that product in the g1 and g2 passes (grad_factored):
+// three (4B × 4B) Gram matrices of the output adjoints (inner dimension D/2) and `x_grams`
+// of the inputs (inner dimension D).
+inline double factored_gram_flops(std::int64_t B, std::int64_t T, int x_grams) {
+  const double D = 16.0 * double(T - 2), n = 4.0 * double(B);
+  return 3 * 2 * n * n * (D / 2) + x_grams * 2 * n * n * D;
+}
 // Passes over the graph: fused = 1 forward + 3 backward (g1, g2, final);
 // faithful = 3 forwards + backward through B (g1), C (g2), A and C (final);
-// joint = 1 forward + 1 backward; infer = 1 forward.
+// joint = 1 forward + 1 backward; infer = 1 forward. In the g1 and g2 passes the
+// projection's weight-gradient product is not formed: Gram matrices of its factors
+// stand in for it (one x-Gram in fused mode, where both passes share the input; three
+// in faithful mode, passes B and C).
 inline double step_flops(const StepConfig& c) {
   const double F = forward_flops(c.batch, c.window);
-  if (c.kind == "fused") return F + 3 * 2 * F;
-  if (c.kind == "faithful") return 3 * F + 2 * F + 2 * F + 2 * 2 * F;
+  const double saved = 2 * projection_product_flops(c.batch, c.window);
+  if (c.kind == "fused") return F + 3 * 2 * F - saved + factored_gram_flops(c.batch, c.window, 1);
+  if (c.kind == "faithful") return 3 * F + 2 * F + 2 * F + 2 * 2 * F - saved + factored_gram_flops(c.batch, c.window, 3);
   if (c.kind == "joint") return F + 2 * F;
   return F;
 }

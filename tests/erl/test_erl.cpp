@@ -41,6 +41,37 @@ TEST_CASE("min-norm weight: interior solution and both clipped branches") {
   CHECK((gam == 0.999 || gam == 0.001));
 }
 
+TEST_CASE("min-norm weight: W's factored gradients give the dense gradients' Gram entries and gamma") {
+  // The step takes g1, g2 from grad_factored: the shared projection's gradient stays as
+  // (adjoint, input) factors. Its Gram entries must be those of the formed gradients.
+  for (auto f : {FusionKind::concat, FusionKind::film}) {
+    Generator g(3);
+    auto cfg = tiny(f);
+    ErlmrModel<double> m(cfg, g);
+    auto x1 = window_batch(4, cfg.window, 4), x2 = window_batch(4, cfg.window, 5);
+    std::vector<std::int64_t> y{0, 1, 2, 1};
+    nn::Context ctx{true, nullptr, 0.0};
+    auto fw = m.forward(x1, x2, ctx);
+    auto l1 = cross_entropy(fw.out, y);
+    auto l2 = scale(phase_cosine_loss(fw.theta_a, fw.theta_g), 2.0);
+    const auto theta = m.shared_parameters();
+    auto d1 = grad(l1, theta, true), d2 = grad(l2, theta, true);
+    auto f1 = grad_factored(l1, theta, true), f2 = grad_factored(l2, theta, true);
+    std::size_t factored = 0;
+    for (std::size_t i = 0; i < theta.size(); ++i) {
+      factored += f1[i].factored() ? 1 : 0;
+      CHECK(test::max_abs_diff(to_dense(f1[i]), d1[i]) < 1e-12);
+      CHECK(test::max_abs_diff(to_dense(f2[i]), d2[i]) < 1e-12);
+    }
+    CHECK(factored == 1);  // W
+    const GradGram gd = gram(d1, d2), gf = gram(f1, f2);
+    CHECK(gf.v11 == doctest::Approx(gd.v11).epsilon(1e-12));
+    CHECK(gf.v12 == doctest::Approx(gd.v12).epsilon(1e-12));
+    CHECK(gf.v22 == doctest::Approx(gd.v22).epsilon(1e-12));
+    CHECK(min_norm_weight(f1, l1.item(), f2, l2.item()) == doctest::Approx(min_norm_weight(d1, l1.item(), d2, l2.item())).epsilon(1e-12));
+  }
+}
+
 TEST_CASE("Euler block: the complex formulation equals the released real-pair form") {
   Generator g(1);
   auto cfg = tiny();

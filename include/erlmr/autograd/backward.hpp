@@ -4,6 +4,8 @@
 // grad(loss, xs):   like torch.autograd.grad: return d loss / d x for the chosen
 //                   leaves only; no leaf's grad() is touched, and nodes that do not
 //                   lead to a chosen leaf are not visited.
+// grad_factored:    grad() with linear layers' weight gradients kept as factors aᵀ·x,
+//                   for dot products between gradients without forming them.
 // Both take retain_graph (keep the rules for another pass) and a seed gradient
 // for non-scalar outputs.
 #pragma once
@@ -74,13 +76,14 @@ void backward(const Var<T, D>& out, bool retain_graph = false, const Tensor<T, D
     }
 }
 
-// Gradients of `out` with respect to `inputs` (leaves or intermediate nodes of the
-// same element type). An input the output does not depend on gets a zero tensor.
-template <class T, class U, class D>
-std::vector<Tensor<U, D>> grad(const Var<T, D>& out, const std::vector<Var<U, D>>& inputs, bool retain_graph = false,
-                               const Tensor<T, D>* seed = nullptr) {
+namespace detail {
+// The pass behind grad() and grad_factored(): runs only the rules that lead to an input,
+// then hands each input's adjoint (undefined when none arrived) to take(i, adjoint).
+template <class T, class U, class D, class Take>
+void grad_pass(const Var<T, D>& out, const std::vector<Var<U, D>>& inputs, bool retain_graph, const Tensor<T, D>* seed,
+               Take take) {
   if (!out.requires_grad()) throw AutogradError("grad: the output does not require grad");
-  auto tape = detail::reverse_tape(out.node().get());
+  auto tape = reverse_tape(out.node().get());
   // A node is needed when one of the inputs is it or lies below it.
   std::unordered_set<NodeBase*> wanted;
   for (const auto& v : inputs) wanted.insert(v.node().get());
@@ -91,22 +94,79 @@ std::vector<Tensor<U, D>> grad(const Var<T, D>& out, const std::vector<Var<U, D>
     for (const auto& p : n->parents) need = need || needed.count(p.get()) > 0;
     if (need) needed.insert(n);
   }
-  out.node()->adjoint = detail::seed_gradient(out, seed);
+  out.node()->adjoint = seed_gradient(out, seed);
   // Only rules that lead to a wanted node run; adjoints are kept until the end
   // because a wanted intermediate node may also pass gradient further down.
-  detail::run_tape(tape, retain_graph, false, [&](NodeBase* n) {
+  run_tape(tape, retain_graph, false, [&](NodeBase* n) {
     for (const auto& p : n->parents)
       if (needed.count(p.get())) return true;
     return false;
   });
-  std::vector<Tensor<U, D>> result;
-  result.reserve(inputs.size());
-  for (const auto& v : inputs) {
-    auto& adj = v.node()->adjoint;
-    result.push_back(adj.defined() ? adj : Tensor<U, D>::zeros(v.shape()));
-  }
+  for (std::size_t i = 0; i < inputs.size(); ++i) take(i, inputs[i].node()->adjoint);
   for (NodeBase* n : tape) n->clear_adjoint();
   for (const auto& v : inputs) v.node()->clear_adjoint();
+}
+}  // namespace detail
+
+// Gradients of `out` with respect to `inputs` (leaves or intermediate nodes of the
+// same element type). An input the output does not depend on gets a zero tensor.
+template <class T, class U, class D>
+std::vector<Tensor<U, D>> grad(const Var<T, D>& out, const std::vector<Var<U, D>>& inputs, bool retain_graph = false,
+                               const Tensor<T, D>* seed = nullptr) {
+  std::vector<Tensor<U, D>> result;
+  result.reserve(inputs.size());
+  detail::grad_pass(out, inputs, retain_graph, seed, [&](std::size_t i, const Tensor<U, D>& adj) {
+    result.push_back(adj.defined() ? adj : Tensor<U, D>::zeros(inputs[i].shape()));
+  });
+  return result;
+}
+
+// A gradient that may be partly kept in factored form: dense + Σ_k terms[k].aᵀ·terms[k].x.
+// `dense` is undefined when nothing arrived densely. to_dense() (ops/linalg.hpp) forms it;
+// factored_gram (same file) takes dot products without forming it.
+template <class T, class D = CpuDevice> struct Gradient {
+  Shape shape;
+  Tensor<T, D> dense;
+  std::vector<GradFactor<T, D>> terms;
+  bool factored() const { return !terms.empty(); }
+};
+
+// grad() with each input's weight-gradient products left unformed where a rule can say
+// them as aᵀ·x (the linear layers on the host): what the min-norm weight of ERL-MR needs
+// is dot products between two such gradients, and for a (out × in) weight seen by a batch
+// of n rows ⟨a₁ᵀx₁, a₂ᵀx₂⟩ = Σ (a₁a₂ᵀ) ⊙ (x₁x₂ᵀ) costs n²(out + in) instead of the
+// n·out·in of each product. Every other contribution arrives in `dense` as with grad().
+template <class T, class U, class D>
+std::vector<Gradient<U, D>> grad_factored(const Var<T, D>& out, const std::vector<Var<U, D>>& inputs,
+                                          bool retain_graph = false, const Tensor<T, D>* seed = nullptr) {
+  std::vector<Gradient<U, D>> result(inputs.size());
+  // The sinks are pointers into `result`, which is not resized while they are set; they
+  // are cleared on every way out (a rule may throw).
+  struct Sinks {
+    const std::vector<Var<U, D>>& in;
+    ~Sinks() {
+      for (const auto& v : in) v.node()->factor_sink = nullptr;
+    }
+  } sinks{inputs};
+  std::vector<std::size_t> first(inputs.size());  // first position of each input's node
+  for (std::size_t i = 0; i < inputs.size(); ++i) {
+    result[i].shape = inputs[i].shape();
+    first[i] = i;
+    for (std::size_t j = 0; j < i; ++j)
+      if (inputs[j].node() == inputs[i].node()) {
+        first[i] = first[j];
+        break;
+      }
+    // Leaves only: an intermediate node must receive its whole adjoint to pass it on.
+    if (first[i] == i && inputs[i].is_leaf() && inputs[i].shape().rank() == 2)
+      inputs[i].node()->factor_sink = &result[i].terms;
+  }
+  detail::grad_pass(out, inputs, retain_graph, seed, [&](std::size_t i, const Tensor<U, D>& adj) {
+    if (first[i] != i) result[i] = result[first[i]];
+    else result[i].dense = adj;
+  });
+  for (auto& g : result)
+    if (!g.dense.defined() && g.terms.empty()) g.dense = Tensor<U, D>::zeros(g.shape);
   return result;
 }
 

@@ -83,6 +83,15 @@ struct NodeBase {
   virtual void accumulate_adjoint_into_grad() = 0;
 };
 
+// One term aᵀ·x of a weight gradient kept in factored form: a is (rows, out), x is
+// (rows, in), both real and row-major, so the term is an (out, in) matrix that is never
+// formed. A linear layer's weight gradient is exactly such a term (a: the output
+// adjoint, x: the input); see grad_factored in backward.hpp.
+template <class T, class D = CpuDevice> struct GradFactor {
+  Tensor<T, D> a, x;
+  std::int64_t rows = 0;
+};
+
 // A node on device D holds its value, gradient and adjoint on D; the tape itself
 // (ids, parents, rules) lives on the host whatever the device.
 template <class T, class D = CpuDevice>
@@ -93,6 +102,10 @@ struct Node final : NodeBase {
   TensorT grad;     // accumulated gradient of a leaf (what .grad is in PyTorch)
   TensorT adjoint;  // gradient flowing during one backward pass
   Rule rule;
+  // Set by grad_factored for the duration of one pass: a rule that can express its
+  // contribution to this node's gradient as aᵀ·x appends the factors here instead of
+  // forming the product (only products of real factors on the host do).
+  std::vector<GradFactor<T, D>>* factor_sink = nullptr;
 
   bool has_adjoint() const override { return adjoint.defined(); }
   void clear_adjoint() override { adjoint = TensorT(); }
@@ -213,6 +226,19 @@ Var<T, D> record_n(const char* op, Tensor<T, D> value, Rule&& rule, const std::v
 // Adds g into v's adjoint when v takes part in differentiation.
 template <class T, class D> void add_grad(const Var<T, D>& v, Tensor<T, D> g) {
   if (v.requires_grad()) v.node()->add_adjoint(std::move(g));
+}
+
+// Whether v's gradient is being collected in factored form in this pass: the rule then
+// calls add_grad_factor instead of forming aᵀ·x.
+template <class T, class D> bool wants_grad_factors(const Var<T, D>& v) {
+  return v.requires_grad() && v.node()->factor_sink != nullptr;
+}
+// Records aᵀ·x (a: (rows, out), x: (rows, in)) as a term of v's gradient.
+template <class T, class D> void add_grad_factor(const Var<T, D>& v, Tensor<T, D> a, Tensor<T, D> x, std::int64_t rows) {
+  if (a.numel() != rows * v.shape()[0] || x.numel() != rows * v.shape()[1])
+    throw AutogradError(std::string("add_grad_factor: factors of ") + std::to_string(a.numel()) + " and " +
+                        std::to_string(x.numel()) + " elements do not make a gradient of shape " + v.shape().str());
+  v.node()->factor_sink->push_back({std::move(a), std::move(x), rows});
 }
 
 }  // namespace erlmr

@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "erlmr/autograd/backward.hpp"
+#include "erlmr/ops/linalg.hpp"
 #include "erlmr/ops/loss.hpp"
 
 namespace erlmr::erl {
@@ -22,15 +23,22 @@ struct GradGram {
   double v11 = 0, v12 = 0, v22 = 0;
 };
 
-template <RealScalar R>
-GradGram gram(const std::vector<Tensor<R>>& g1, const std::vector<Tensor<R>>& g2) {
-  GradGram m;
-  // Double-precision sums with 8 interleaved partial sums per quantity (vectorisable, and a
-  // fixed order: the result depends only on the data), tensors summed in list order.
-  for (std::size_t t = 0; t < g1.size(); ++t) {
-    const R* a = g1[t].data();
-    const R* b = g2[t].data();
-    const std::int64_t n = g1[t].numel();
+namespace detail {
+// Adds ⟨a,a⟩, ⟨a,b⟩, ⟨b,b⟩ of two same-shaped tensors into m.
+template <RealScalar R, class D> void gram_add(GradGram& m, const Tensor<R, D>& ta, const Tensor<R, D>& tb) {
+  check_same_shape(ta.shape(), tb.shape(), "gram");
+  if constexpr (!D::is_host) {  // the device's fixed-order reduction (e.g. CudaDevice::gram on the GPU)
+    double v[3];
+    D::gram(ta.data(), tb.data(), ta.numel(), v);
+    m.v11 += v[0];
+    m.v12 += v[1];
+    m.v22 += v[2];
+  } else {
+    // Double-precision sums with 8 interleaved partial sums per quantity (vectorisable, and a
+    // fixed order: the result depends only on the data).
+    const R* a = ta.data();
+    const R* b = tb.data();
+    const std::int64_t n = ta.numel();
     double s11[8] = {}, s12[8] = {}, s22[8] = {};
     std::int64_t k = 0;
     for (; k + 8 <= n; k += 8)
@@ -52,6 +60,43 @@ GradGram gram(const std::vector<Tensor<R>>& g1, const std::vector<Tensor<R>>& g2
       m.v22 += s22[l];
     }
   }
+}
+}  // namespace detail
+
+// Gram entries of two gradient lists, summed tensor by tensor in list order.
+template <RealScalar R, class D>
+GradGram gram(const std::vector<Tensor<R, D>>& g1, const std::vector<Tensor<R, D>>& g2) {
+  if (g1.size() != g2.size()) throw std::invalid_argument("gram: gradient lists of different lengths");
+  GradGram m;
+  for (std::size_t t = 0; t < g1.size(); ++t) detail::gram_add(m, g1[t], g2[t]);
+  return m;
+}
+
+// The same for gradients from grad_factored: a weight whose two gradients are both wholly
+// factored (the shared projection W) contributes through factored_gram's small Gram
+// matrices, anything else through its dense form.
+template <RealScalar R, class D>
+GradGram gram(const std::vector<Gradient<R, D>>& g1, const std::vector<Gradient<R, D>>& g2) {
+  if (g1.size() != g2.size()) throw std::invalid_argument("gram: gradient lists of different lengths");
+  GradGram m;
+  for (std::size_t t = 0; t < g1.size(); ++t) {
+    const auto& a = g1[t];
+    const auto& b = g2[t];
+    if (!a.factored() && !b.factored()) {
+      detail::gram_add(m, a.dense, b.dense);
+    } else if constexpr (D::is_host) {
+      if (!a.dense.defined() && !b.dense.defined()) {
+        const auto v = factored_gram(a.terms, b.terms, a.shape[0], a.shape[1]);
+        m.v11 += v[0];
+        m.v12 += v[1];
+        m.v22 += v[2];
+      } else {
+        detail::gram_add(m, to_dense(a), to_dense(b));
+      }
+    } else {
+      throw std::logic_error("gram: factored gradients exist only on the host");
+    }
+  }
   return m;
 }
 
@@ -66,24 +111,9 @@ inline double min_norm_weight(double v11, double v12, double v22) {
 
 // γ from raw gradients g1 (of L1) and g2 (of L2): normalise by L_k·‖g_k‖, then min-norm.
 // A zero gradient or loss leaves its direction at zero (no division by zero).
-// The Gram entries of gradients held on another device (D::gram, e.g. CudaDevice's
-// fixed-order reduction on the GPU).
-template <RealScalar R, class D>
-  requires(!D::is_host)
-GradGram gram(const std::vector<Tensor<R, D>>& g1, const std::vector<Tensor<R, D>>& g2) {
-  GradGram m;
-  for (std::size_t t = 0; t < g1.size(); ++t) {
-    double v[3];
-    D::gram(g1[t].data(), g2[t].data(), g1[t].numel(), v);
-    m.v11 += v[0];
-    m.v12 += v[1];
-    m.v22 += v[2];
-  }
-  return m;
-}
-
-template <RealScalar R, class D>
-double min_norm_weight(const std::vector<Tensor<R, D>>& g1, double L1, const std::vector<Tensor<R, D>>& g2, double L2) {
+// (g1, g2 are lists of tensors, or of Gradients from grad_factored.)
+template <class G>
+double min_norm_weight(const std::vector<G>& g1, double L1, const std::vector<G>& g2, double L2) {
   const GradGram m = gram(g1, g2);
   const double n1 = L1 * std::sqrt(m.v11), n2 = L2 * std::sqrt(m.v22);
   const double s1 = n1 > 0 ? 1 / n1 : 0, s2 = n2 > 0 ? 1 / n2 : 0;

@@ -3,6 +3,9 @@
 // fused (default): one forward pass. g1 = ∇_Θ L_CE and g2 = ∇_Θ(2·L_ph) are taken
 //   from the same graph (retain_graph), γ = min_norm_weight(g1, L_CE, g2, 2·L_ph), and
 //   L = γ·L_CE + (1−γ)·(L_ph + CE_a + CE_g) is backpropagated into every parameter's grad().
+// In both modes g1 and g2 come from grad_factored: the shared projection's gradient is
+// never formed for γ (on the host), only its factors (output adjoint, input), whose small
+// Gram matrices give the dot products; only the final backward forms W's gradient.
 // faithful: the released code's three passes with fresh dropout masks (A: unimodal
 //   logits; B: L_CE for g1; C: θ for g2 and the L_CE, L_ph kept in the loss); the
 //   final backward runs through A and C. Every pass updates batch-norm statistics.
@@ -42,8 +45,8 @@ StepResult<R, D> erlmr_step(ErlmrModel<R, D>& model, const Var<R, D>& x1, const 
     auto l_ph = phase_cosine_loss(f.theta_a, f.theta_g);
     auto l_a = cross_entropy(f.out_a, y), l_g = cross_entropy(f.out_g, y);
     auto l_ph2 = scale(l_ph, R(2));
-    auto g1 = grad(l_ce, theta, /*retain_graph=*/true);
-    auto g2 = grad(l_ph2, theta, /*retain_graph=*/true);
+    auto g1 = grad_factored(l_ce, theta, /*retain_graph=*/true);
+    auto g2 = grad_factored(l_ph2, theta, /*retain_graph=*/true);
     r.gamma = min_norm_weight(g1, value_of(l_ce), g2, value_of(l_ph2));
     auto l_uni = add(l_a, l_g);
     auto loss = add(scale(l_ce, R(r.gamma)), scale(add(l_ph, l_uni), R(1 - r.gamma)));
@@ -61,18 +64,18 @@ StepResult<R, D> erlmr_step(ErlmrModel<R, D>& model, const Var<R, D>& x1, const 
   auto fa = model.forward(x1, x2, ctx);  // pass A: unimodal logits
   auto l_a = cross_entropy(fa.out_a, y), l_g = cross_entropy(fa.out_g, y);
   double l1;
-  std::vector<Tensor<R, D>> g1;
+  std::vector<Gradient<R, D>> g1;
   {
     auto fb = model.forward(x1, x2, ctx);  // pass B: L_CE for g1
     auto l_ce_b = cross_entropy(fb.out, y);
     l1 = value_of(l_ce_b);
-    g1 = grad(l_ce_b, theta);
+    g1 = grad_factored(l_ce_b, theta);
   }
   auto fc = model.forward(x1, x2, ctx);  // pass C: phases for g2, and the kept L_CE, L_ph
   auto l_ce = cross_entropy(fc.out, y);
   auto l_ph = phase_cosine_loss(fc.theta_a, fc.theta_g);
   auto l_ph2 = scale(l_ph, R(2));
-  auto g2 = grad(l_ph2, theta, /*retain_graph=*/true);
+  auto g2 = grad_factored(l_ph2, theta, /*retain_graph=*/true);
   r.gamma = min_norm_weight(g1, l1, g2, value_of(l_ph2));
   auto l_uni = add(l_a, l_g);
   auto loss = add(scale(l_ce, R(r.gamma)), scale(add(l_ph, l_uni), R(1 - r.gamma)));

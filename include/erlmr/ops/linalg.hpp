@@ -15,6 +15,9 @@
 // single-threaded Eigen GEMM whose shape does not depend on the thread count,
 // so results are bitwise identical for any number of threads.
 #pragma once
+#include <array>
+
+#include "erlmr/autograd/backward.hpp"
 #include "erlmr/ops/elementwise.hpp"
 
 namespace erlmr {
@@ -160,7 +163,11 @@ template <Scalar T> Var<T> linear(const Var<T>& x, const Var<T>& w, const Var<T>
       detail::gemm_into<T>(detail::mmat(gx, rows, in), G, detail::cmat(w.value(), out, in).conjugate(), false);
       add_grad(x, std::move(gx));
     }
-    if (w.requires_grad()) {  // G_W = Gᵀ·conj(x)
+    bool factored = false;  // real weights only: G_W = Gᵀ·x left as its two factors (grad_factored)
+    if constexpr (RealScalar<T>) factored = wants_grad_factors(w);
+    if (factored) {
+      add_grad_factor(w, g, x.value(), rows);
+    } else if (w.requires_grad()) {  // G_W = Gᵀ·conj(x)
       Tensor<T> gw(w.shape());
       detail::gemm_into<T>(detail::mmat(gw, out, in), G.transpose(), detail::cmat(x.value(), rows, in).conjugate(), false);
       add_grad(w, std::move(gw));
@@ -193,7 +200,9 @@ Var<std::complex<R>> linear(const Var<std::complex<R>>& x, const Var<R>& w, cons
       detail::gemm_into<R>(detail::mmat(gx, 2 * rows, in), G, detail::cmat(w.value(), out, in), false);
       add_grad(x, detail::unstack_parts(gx, x.shape()));
     }
-    if (w.requires_grad()) {
+    if (wants_grad_factors(w)) {  // G_W = [Re G; Im G]ᵀ·[Re x; Im x], left as its two factors
+      add_grad_factor(w, gs, xsk, 2 * rows);
+    } else if (w.requires_grad()) {
       Tensor<R> gw(w.shape());
       detail::gemm_into<R>(detail::mmat(gw, out, in), G.transpose(), detail::cmat(xsk, 2 * rows, in), false);
       add_grad(w, std::move(gw));
@@ -207,6 +216,113 @@ Var<std::complex<R>> linear(const Var<std::complex<R>>& x, const Var<R>& w, cons
   auto y = detail::unstack_parts(ysk, ys);
   if (b.defined()) return record("linear_complex_real", y, rule, x, w, b);
   return record("linear_complex_real", y, rule, x, w);
+}
+
+}  // namespace erlmr
+
+// ---- gradients in factored form (grad_factored in autograd/backward.hpp) -------------
+namespace erlmr {
+
+// The gradient as one dense tensor: dense + Σ aᵀ·x.
+template <RealScalar R> Tensor<R> to_dense(const Gradient<R>& g) {
+  Tensor<R> d = g.dense.defined() ? g.dense.clone() : Tensor<R>::zeros(g.shape);
+  if (g.shape.rank() != 2 && !g.terms.empty()) throw ShapeError("to_dense: factored gradient of shape " + g.shape.str() + " is not 2-D");
+  for (const auto& t : g.terms) {
+    const std::int64_t out = g.shape[0], in = g.shape[1];
+    detail::gemm_into<R>(detail::mmat(d, out, in), detail::cmat(t.a, t.rows, out).transpose(), detail::cmat(t.x, t.rows, in), true);
+  }
+  return d;
+}
+
+// Dot products of two gradients of one (out × in) weight given as sums of terms aᵀ·x:
+// returns {⟨f,f⟩, ⟨f,g⟩, ⟨g,g⟩} with
+//   ⟨Σ_i a_iᵀx_i, Σ_j b_jᵀy_j⟩ = Σ_ij Σ_nm (a_i b_jᵀ)_nm (x_i y_jᵀ)_nm,
+// i.e. from the small rows × rows Gram matrices of the factors instead of the out × in
+// products. Each Gram matrix is one single-threaded product (threads take whole
+// products), the element sums run in double in a fixed order, and terms sharing an x
+// (the same buffer) share its Gram matrix, so the result does not depend on the
+// thread count.
+template <RealScalar R>
+std::array<double, 3> factored_gram(const std::vector<GradFactor<R>>& f, const std::vector<GradFactor<R>>& g, std::int64_t out,
+                                    std::int64_t in) {
+  struct Pair {
+    const GradFactor<R>* u;
+    const GradFactor<R>* v;
+    int which;  // 0: ⟨f,f⟩ (off-diagonal pairs counted twice), 1: ⟨f,g⟩, 2: ⟨g,g⟩
+    double weight;
+    std::size_t p = 0, q = 0;  // indices of the a- and x-Gram products
+    bool q_transposed = false;  // the x-Gram was formed for the swapped pair: read it transposed
+  };
+  std::vector<Pair> pairs;
+  for (std::size_t i = 0; i < f.size(); ++i)
+    for (std::size_t j = i; j < f.size(); ++j) pairs.push_back({&f[i], &f[j], 0, i == j ? 1.0 : 2.0});
+  for (const auto& u : f)
+    for (const auto& v : g) pairs.push_back({&u, &v, 1, 1.0});
+  for (std::size_t i = 0; i < g.size(); ++i)
+    for (std::size_t j = i; j < g.size(); ++j) pairs.push_back({&g[i], &g[j], 2, i == j ? 1.0 : 2.0});
+  // The products to form: one a-Gram per pair, one x-Gram per distinct pair of x buffers.
+  struct Product {
+    const R* l;
+    const R* r;
+    std::int64_t rl, rr, k;
+    bool is_x;
+    Tensor<R> m;
+  };
+  std::vector<Product> prods;
+  for (auto& pr : pairs) {
+    const GradFactor<R>& u = *pr.u;
+    const GradFactor<R>& v = *pr.v;
+    if (u.a.numel() != u.rows * out || v.a.numel() != v.rows * out || u.x.numel() != u.rows * in || v.x.numel() != v.rows * in)
+      throw ShapeError("factored_gram: factors do not match a gradient of shape (" + std::to_string(out) + ", " +
+                       std::to_string(in) + ")");
+    pr.p = prods.size();
+    prods.push_back({u.a.data(), v.a.data(), u.rows, v.rows, out, false, Tensor<R>()});
+    pr.q = prods.size();
+    for (std::size_t k = 0; k < prods.size(); ++k) {
+      const Product& c = prods[k];
+      if (!c.is_x) continue;
+      if (c.l == u.x.data() && c.r == v.x.data() && c.rl == u.rows && c.rr == v.rows) {
+        pr.q = k;
+        break;
+      }
+      if (c.l == v.x.data() && c.r == u.x.data() && c.rl == v.rows && c.rr == u.rows) {
+        pr.q = k;
+        pr.q_transposed = true;
+        break;
+      }
+    }
+    if (pr.q == prods.size()) prods.push_back({u.x.data(), v.x.data(), u.rows, v.rows, in, true, Tensor<R>()});
+  }
+  CpuDevice::parallel_for(std::int64_t(prods.size()), 1, [&](std::int64_t b, std::int64_t e) {
+    for (std::int64_t k = b; k < e; ++k) {
+      Product& p = prods[std::size_t(k)];
+      p.m = Tensor<R>(Shape{p.rl, p.rr});
+      detail::mmat(p.m, p.rl, p.rr).noalias() =
+          detail::CMatRef<R>(p.l, p.rl, p.k) * detail::CMatRef<R>(p.r, p.rr, p.k).transpose();
+    }
+  });
+  std::array<double, 3> v{0, 0, 0};
+  for (const auto& pr : pairs) {
+    const Product& P = prods[pr.p];
+    const Product& Q = prods[pr.q];
+    const R* pm = P.m.data();
+    const R* qm = Q.m.data();
+    const std::int64_t n = P.rl * P.rr;
+    double s[8] = {};
+    if (!pr.q_transposed) {
+      std::int64_t k = 0;
+      for (; k + 8 <= n; k += 8)
+        for (int l = 0; l < 8; ++l) s[l] += double(pm[k + l]) * double(qm[k + l]);
+      for (int l = 0; k < n; ++k, ++l) s[l] += double(pm[k]) * double(qm[k]);
+    } else {
+      for (std::int64_t r = 0; r < P.rl; ++r)
+        for (std::int64_t c = 0; c < P.rr; ++c) s[c & 7] += double(pm[r * P.rr + c]) * double(qm[c * P.rl + r]);
+    }
+    double t = 0;
+    for (double x : s) t += x;
+    v[std::size_t(pr.which)] += pr.weight * t;
+  }
+  return v;
 }
 
 }  // namespace erlmr
