@@ -399,25 +399,3 @@ TEST_CASE("erlmr compare: results do not depend on --jobs; failed runs are repor
   fs::remove_all(dir);
 }
 #endif
-
-TEST_CASE("steady state: after warm-up a training step takes every tensor buffer from the cache") {
-  Generator g(1);
-  auto cfg = tiny();
-  ErlmrModel<float> m(cfg, g);
-  Generator xg(2), drop(3);
-  Var<float> x1(Tensor<float>::randn(Shape{8, 1, 3, cfg.window}, xg)), x2(Tensor<float>::randn(Shape{8, 1, 3, cfg.window}, xg));
-  std::vector<std::int64_t> y{0, 1, 2, 0, 1, 2, 0, 1};
-  auto params = m.parameters();
-  optim::SGD<float> opt(1e-3, 0.9, 1e-4);
-  opt.add_params(params);
-  nn::Context ctx{true, &drop, 1.0};
-  auto step = [&] {
-    optim::zero_grad(params);
-    erlmr_step(m, x1, x2, y, ctx);
-    opt.step();
-  };
-  for (int i = 0; i < 3; ++i) step();
-  const auto before = HostBlockCache::instance().system_allocations();
-  for (int i = 0; i < 3; ++i) step();
-  CHECK(HostBlockCache::instance().system_allocations() == before);
-}

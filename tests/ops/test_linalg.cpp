@@ -133,22 +133,22 @@ TEST_CASE("factored_gram: dot products from the factors' Gram matrices equal the
   const auto x1 = xs(3), x2 = xs(5);
   // Terms share x buffers across and within the two gradients, in both orders (the
   // x-Gram of a swapped pair is read transposed).
-  std::vector<GradFactor<double>> f{{t(3), x1, 3}, {t(5), x2, 5}};
-  std::vector<GradFactor<double>> h{{t(5), x2, 5}, {t(3), x1, 3}, {t(3), x1, 3}};
+  PoolVector<GradFactor<double>> f{{t(3), x1, 3}, {t(5), x2, 5}};
+  PoolVector<GradFactor<double>> h{{t(5), x2, 5}, {t(3), x1, 3}, {t(3), x1, 3}};
   Gradient<double> gf{Shape{out, in}, Tensor<double>(), f}, gh{Shape{out, in}, Tensor<double>(), h};
   const auto ref = dense_gram(to_dense(gf), to_dense(gh));
-  const auto v = factored_gram(f, h, out, in);
+  const auto v = factored_gram<double>(f, h, out, in);
   for (int k = 0; k < 3; ++k) CHECK(v[std::size_t(k)] == doctest::Approx(ref[std::size_t(k)]).epsilon(1e-12));
   // The same numbers with one thread and with two.
   auto& pool = ThreadPool::instance();
   const int saved = pool.num_threads();
   pool.set_num_threads(1);
-  const auto v1 = factored_gram(f, h, out, in);
+  const auto v1 = factored_gram<double>(f, h, out, in);
   pool.set_num_threads(2);
-  const auto v2 = factored_gram(f, h, out, in);
+  const auto v2 = factored_gram<double>(f, h, out, in);
   pool.set_num_threads(saved);
   CHECK(std::memcmp(v1.data(), v2.data(), sizeof v1) == 0);
   // Factors that do not fit the weight's shape are refused.
-  std::vector<GradFactor<double>> wrong{{t(3), xs(4), 3}};
-  CHECK_THROWS_AS(factored_gram(wrong, h, out, in), ShapeError);
+  PoolVector<GradFactor<double>> wrong{{t(3), xs(4), 3}};
+  CHECK_THROWS_AS(factored_gram<double>(wrong, h, out, in), ShapeError);
 }

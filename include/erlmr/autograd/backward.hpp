@@ -10,8 +10,6 @@
 // for non-scalar outputs.
 #pragma once
 #include <algorithm>
-#include <unordered_map>
-#include <unordered_set>
 #include <vector>
 
 #include "erlmr/autograd/variable.hpp"
@@ -21,15 +19,20 @@ namespace erlmr {
 namespace detail {
 
 // Nodes reachable from root through nodes that require grad, in decreasing creation order.
-inline std::vector<NodeBase*> reverse_tape(NodeBase* root) {
-  std::vector<NodeBase*> order, stack{root};
-  std::unordered_set<NodeBase*> seen{root};
+// Visited nodes are marked with a fresh traversal number (no set to allocate).
+inline PoolVector<NodeBase*> reverse_tape(NodeBase* root) {
+  const std::uint64_t mark = next_mark();
+  PoolVector<NodeBase*> order, stack{root};
+  root->visit_mark = mark;
   while (!stack.empty()) {
     NodeBase* n = stack.back();
     stack.pop_back();
     order.push_back(n);
     for (const auto& p : n->parents)
-      if (p->requires_grad && seen.insert(p.get()).second) stack.push_back(p.get());
+      if (p->requires_grad && p->visit_mark != mark) {
+        p->visit_mark = mark;
+        stack.push_back(p.get());
+      }
   }
   std::sort(order.begin(), order.end(), [](const NodeBase* a, const NodeBase* b) { return a->id > b->id; });
   return order;
@@ -48,7 +51,7 @@ template <class T, class D> Tensor<T, D> seed_gradient(const Var<T, D>& out, con
 
 // Runs the rules of `tape` (already in reverse order) for which keep(n) is true.
 template <class Keep>
-void run_tape(const std::vector<NodeBase*>& tape, bool retain_graph, bool clear_after_use, Keep keep) {
+void run_tape(const PoolVector<NodeBase*>& tape, bool retain_graph, bool clear_after_use, Keep keep) {
   for (NodeBase* n : tape) {
     if (!n->has_adjoint() || n->is_leaf() || !keep(n)) continue;
     if (n->released)
@@ -84,22 +87,21 @@ void grad_pass(const Var<T, D>& out, const std::vector<Var<U, D>>& inputs, bool 
                Take take) {
   if (!out.requires_grad()) throw AutogradError("grad: the output does not require grad");
   auto tape = reverse_tape(out.node().get());
-  // A node is needed when one of the inputs is it or lies below it.
-  std::unordered_set<NodeBase*> wanted;
-  for (const auto& v : inputs) wanted.insert(v.node().get());
-  std::unordered_set<NodeBase*> needed;
+  // A node is needed when one of the inputs is it or lies below it (marks, as in reverse_tape).
+  const std::uint64_t wanted = next_mark(), needed = next_mark();
+  for (const auto& v : inputs) v.node()->want_mark = wanted;
   for (auto it = tape.rbegin(); it != tape.rend(); ++it) {  // increasing creation order
     NodeBase* n = *it;
-    bool need = wanted.count(n) > 0;
-    for (const auto& p : n->parents) need = need || needed.count(p.get()) > 0;
-    if (need) needed.insert(n);
+    bool need = n->want_mark == wanted;
+    for (const auto& p : n->parents) need = need || p->need_mark == needed;
+    if (need) n->need_mark = needed;
   }
   out.node()->adjoint = seed_gradient(out, seed);
   // Only rules that lead to a wanted node run; adjoints are kept until the end
   // because a wanted intermediate node may also pass gradient further down.
   run_tape(tape, retain_graph, false, [&](NodeBase* n) {
     for (const auto& p : n->parents)
-      if (needed.count(p.get())) return true;
+      if (p->need_mark == needed) return true;
     return false;
   });
   for (std::size_t i = 0; i < inputs.size(); ++i) take(i, inputs[i].node()->adjoint);
@@ -127,7 +129,7 @@ std::vector<Tensor<U, D>> grad(const Var<T, D>& out, const std::vector<Var<U, D>
 template <class T, class D = CpuDevice> struct Gradient {
   Shape shape;
   Tensor<T, D> dense;
-  std::vector<GradFactor<T, D>> terms;
+  PoolVector<GradFactor<T, D>> terms;
   bool factored() const { return !terms.empty(); }
 };
 
@@ -137,9 +139,9 @@ template <class T, class D = CpuDevice> struct Gradient {
 // of n rows ⟨a₁ᵀx₁, a₂ᵀx₂⟩ = Σ (a₁a₂ᵀ) ⊙ (x₁x₂ᵀ) costs n²(out + in) instead of the
 // n·out·in of each product. Every other contribution arrives in `dense` as with grad().
 template <class T, class U, class D>
-std::vector<Gradient<U, D>> grad_factored(const Var<T, D>& out, const std::vector<Var<U, D>>& inputs,
-                                          bool retain_graph = false, const Tensor<T, D>* seed = nullptr) {
-  std::vector<Gradient<U, D>> result(inputs.size());
+PoolVector<Gradient<U, D>> grad_factored(const Var<T, D>& out, const std::vector<Var<U, D>>& inputs,
+                                         bool retain_graph = false, const Tensor<T, D>* seed = nullptr) {
+  PoolVector<Gradient<U, D>> result(inputs.size());
   // The sinks are pointers into `result`, which is not resized while they are set; they
   // are cleared on every way out (a rule may throw).
   struct Sinks {
@@ -148,7 +150,7 @@ std::vector<Gradient<U, D>> grad_factored(const Var<T, D>& out, const std::vecto
       for (const auto& v : in) v.node()->factor_sink = nullptr;
     }
   } sinks{inputs};
-  std::vector<std::size_t> first(inputs.size());  // first position of each input's node
+  PoolVector<std::size_t> first(inputs.size());  // first position of each input's node
   for (std::size_t i = 0; i < inputs.size(); ++i) {
     result[i].shape = inputs[i].shape();
     first[i] = i;

@@ -20,6 +20,7 @@
 #include <functional>
 #include <memory>
 #include <stdexcept>
+#include <span>
 #include <string>
 #include <utility>
 #include <vector>
@@ -40,6 +41,11 @@ inline std::uint64_t next_node_id() {
   static std::atomic<std::uint64_t> counter{0};
   return counter.fetch_add(1, std::memory_order_relaxed);
 }
+// A fresh number for marking the nodes one graph traversal has seen (never 0).
+inline std::uint64_t next_mark() {
+  static std::atomic<std::uint64_t> counter{0};
+  return counter.fetch_add(1, std::memory_order_relaxed) + 1;
+}
 }  // namespace detail
 
 inline bool grad_enabled() { return detail::g_no_grad_depth == 0; }
@@ -59,12 +65,15 @@ struct NodeBase {
   bool requires_grad = false;
   bool released = false;  // backward rule freed after a pass without retain_graph
   const char* op = "leaf";
-  std::vector<std::shared_ptr<NodeBase>> parents;
+  // Traversal marks (backward.hpp): set to the traversal's next_mark() when visited,
+  // wanted as a grad() input, or needed on the way to one.
+  std::uint64_t visit_mark = 0, want_mark = 0, need_mark = 0;
+  PoolVector<std::shared_ptr<NodeBase>> parents;
 
   // Destroying a long chain must not recurse once per node: parents that this
   // node holds the last reference to are dismantled with an explicit stack.
   virtual ~NodeBase() {
-    std::vector<std::shared_ptr<NodeBase>> stack = std::move(parents);
+    PoolVector<std::shared_ptr<NodeBase>> stack = std::move(parents);
     while (!stack.empty()) {
       std::shared_ptr<NodeBase> p = std::move(stack.back());
       stack.pop_back();
@@ -97,7 +106,7 @@ template <class T, class D = CpuDevice> struct GradFactor {
 template <class T, class D = CpuDevice>
 struct Node final : NodeBase {
   using TensorT = Tensor<T, D>;
-  using Rule = std::function<void(const TensorT&)>;
+  using Rule = PoolFunction<void(const TensorT&)>;  // the captures live in a pool block
   TensorT value;
   TensorT grad;     // accumulated gradient of a leaf (what .grad is in PyTorch)
   TensorT adjoint;  // gradient flowing during one backward pass
@@ -105,7 +114,7 @@ struct Node final : NodeBase {
   // Set by grad_factored for the duration of one pass: a rule that can express its
   // contribution to this node's gradient as aᵀ·x appends the factors here instead of
   // forming the product (only products of real factors on the host do).
-  std::vector<GradFactor<T, D>>* factor_sink = nullptr;
+  PoolVector<GradFactor<T, D>>* factor_sink = nullptr;
 
   bool has_adjoint() const override { return adjoint.defined(); }
   void clear_adjoint() override { adjoint = TensorT(); }
@@ -148,7 +157,7 @@ class Var {
 
   Var() = default;
   // A leaf. Parameters are leaves with requires_grad = true.
-  explicit Var(TensorT value, bool requires_grad = false) : node_(std::make_shared<Node<T, D>>()) {
+  explicit Var(TensorT value, bool requires_grad = false) : node_(std::allocate_shared<Node<T, D>>(PoolAllocator<Node<T, D>>())) {
     node_->value = std::move(value);
     node_->requires_grad = requires_grad;
   }
@@ -196,11 +205,12 @@ template <class V> bool any_requires_grad(const V& v) { return v.requires_grad()
 template <class T, class D, class Rule, class... Parents>
 Var<T, D> record(const char* op, Tensor<T, D> value, Rule&& rule, const Parents&... parents) {
   const bool needs = grad_enabled() && (false || ... || parents.requires_grad());
-  auto n = std::make_shared<Node<T, D>>();
+  auto n = std::allocate_shared<Node<T, D>>(PoolAllocator<Node<T, D>>());
   n->value = std::move(value);
   n->op = op;
   if (needs) {
     n->requires_grad = true;
+    n->parents.reserve(sizeof...(Parents));
     (n->parents.push_back(parents.node()), ...);
     n->rule = std::forward<Rule>(rule);
   }
@@ -209,14 +219,15 @@ Var<T, D> record(const char* op, Tensor<T, D> value, Rule&& rule, const Parents&
 
 // record() for a variable number of parents (concat).
 template <class T, class D, class Rule>
-Var<T, D> record_n(const char* op, Tensor<T, D> value, Rule&& rule, const std::vector<Var<T, D>>& parents) {
+Var<T, D> record_n(const char* op, Tensor<T, D> value, Rule&& rule, std::span<const Var<T, D>> parents) {
   bool needs = false;
   for (const auto& p : parents) needs = needs || p.requires_grad();
-  auto n = std::make_shared<Node<T, D>>();
+  auto n = std::allocate_shared<Node<T, D>>(PoolAllocator<Node<T, D>>());
   n->value = std::move(value);
   n->op = op;
   if (needs && grad_enabled()) {
     n->requires_grad = true;
+    n->parents.reserve(parents.size());
     for (const auto& p : parents) n->parents.push_back(p.node());
     n->rule = std::forward<Rule>(rule);
   }

@@ -12,13 +12,16 @@
 //          static void* alloc(std::size_t)   (nullptr when out of memory)
 //          static void free(void*)
 //          [[noreturn]] static void out_of_memory(std::size_t bytes)
-// This header includes only the standard library (the CUDA kernels include it too).
+// This header includes only the standard library and small_pool.hpp (the CUDA kernels
+// include it too).
 #pragma once
 #include <cstddef>
 #include <cstdint>
 #include <mutex>
 #include <unordered_map>
 #include <vector>
+
+#include "erlmr/core/small_pool.hpp"
 
 namespace erlmr {
 
@@ -95,8 +98,12 @@ class BlockCache {
  private:
   BlockCache() = default;
   mutable std::mutex m_;
-  std::unordered_map<std::size_t, std::vector<void*>> free_;
-  std::unordered_map<void*, std::size_t> sizes_;
+  // The maps' nodes come from the small-object pool, so the bookkeeping of a cache hit
+  // does not allocate either.
+  template <class K, class V>
+  using Map = std::unordered_map<K, V, std::hash<K>, std::equal_to<K>, PoolAllocator<std::pair<const K, V>>>;
+  Map<std::size_t, std::vector<void*>> free_;
+  Map<void*, std::size_t> sizes_;
   std::size_t cached_ = 0;
   std::uint64_t hits_ = 0, misses_ = 0;
 };

@@ -10,6 +10,7 @@
 #include <initializer_list>
 #include <sstream>
 #include <stdexcept>
+#include <span>
 #include <string>
 #include <vector>
 
@@ -27,6 +28,7 @@ class Shape {
   Shape() = default;
   Shape(std::initializer_list<std::int64_t> dims) { assign(dims.begin(), dims.end()); }
   explicit Shape(const std::vector<std::int64_t>& dims) { assign(dims.begin(), dims.end()); }
+  explicit Shape(std::span<const std::int64_t> dims) { assign(dims.begin(), dims.end()); }
 
   int rank() const { return rank_; }
   std::int64_t operator[](int i) const { return dims_[static_cast<std::size_t>(i)]; }
@@ -54,6 +56,7 @@ class Shape {
     return a;
   }
   std::vector<std::int64_t> vec() const { return {dims_.begin(), dims_.begin() + rank_}; }
+  std::span<const std::int64_t> dims() const { return {dims_.data(), static_cast<std::size_t>(rank_)}; }
 
   void push_back(std::int64_t d) {
     if (rank_ == kMaxRank) throw ShapeError("Shape: rank exceeds " + std::to_string(kMaxRank));
@@ -92,15 +95,15 @@ inline std::string shapes_str(const Shape& a, const Shape& b) { return a.str() +
 // NumPy broadcasting: align trailing axes; extents must match or be 1.
 inline Shape broadcast_shapes(const Shape& a, const Shape& b, const char* op) {
   const int r = a.rank() > b.rank() ? a.rank() : b.rank();
-  std::vector<std::int64_t> out(static_cast<std::size_t>(r));
+  Shape out;
   for (int i = 0; i < r; ++i) {
     const int ia = a.rank() - r + i, ib = b.rank() - r + i;
     const std::int64_t da = ia >= 0 ? a[ia] : 1, db = ib >= 0 ? b[ib] : 1;
     if (da != db && da != 1 && db != 1)
       throw ShapeError(std::string(op) + ": shapes " + shapes_str(a, b) + " do not broadcast");
-    out[static_cast<std::size_t>(i)] = da == 1 ? db : da;
+    out.push_back(da == 1 ? db : da);
   }
-  return Shape(out);
+  return out;
 }
 
 inline void check_same_shape(const Shape& a, const Shape& b, const char* op) {

@@ -13,12 +13,14 @@
 #include <cmath>
 #include <cstdint>
 #include <memory>
+#include <span>
 #include <string>
 #include <type_traits>
 #include <vector>
 
 #include "erlmr/core/device.hpp"
 #include "erlmr/core/rng.hpp"
+#include "erlmr/core/small_pool.hpp"
 #include "erlmr/core/scalar.hpp"
 #include "erlmr/core/shape.hpp"
 
@@ -49,7 +51,7 @@ class Tensor {
   using VecMap = Eigen::Map<Eigen::Array<T, Eigen::Dynamic, 1>, Eigen::Aligned64>;
 
   Tensor() = default;  // an empty (undefined) tensor: defined() is false
-  explicit Tensor(const Shape& s) : shape_(s), storage_(std::make_shared<Storage<D>>(bytes_for(s))) {}
+  explicit Tensor(const Shape& s) : shape_(s), storage_(std::allocate_shared<Storage<D>>(PoolAllocator<Storage<D>>(), bytes_for(s))) {}
 
   static Tensor empty(const Shape& s) { return Tensor(s); }
   static Tensor zeros(const Shape& s) {
@@ -168,14 +170,17 @@ class Tensor {
     return t;
   }
   // Shares the buffer. One extent may be -1 (inferred), as in PyTorch.
-  Tensor reshape(const std::vector<std::int64_t>& dims) const {
+  Tensor reshape(std::span<const std::int64_t> dims) const {
     Tensor t;
     t.shape_ = infer_shape(dims, numel(), shape_);
     t.storage_ = storage_;
     return t;
   }
-  Tensor reshape(std::initializer_list<std::int64_t> dims) const { return reshape(std::vector<std::int64_t>(dims)); }
-  Tensor reshape(const Shape& s) const { return reshape(s.vec()); }
+  Tensor reshape(const std::vector<std::int64_t>& dims) const { return reshape(std::span<const std::int64_t>(dims)); }
+  Tensor reshape(std::initializer_list<std::int64_t> dims) const {
+    return reshape(std::span<const std::int64_t>(dims.begin(), dims.size()));
+  }
+  Tensor reshape(const Shape& s) const { return reshape(s.dims()); }
   bool shares_storage(const Tensor& o) const { return storage_ == o.storage_; }
   // Number of Tensor handles sharing this buffer (0 for an undefined tensor).
   long use_count() const { return storage_.use_count(); }
@@ -205,7 +210,7 @@ class Tensor {
     return MatMap(data(), c == 0 ? 0 : numel() / c, c);
   }
 
-  static Shape infer_shape(const std::vector<std::int64_t>& dims, std::int64_t n, const Shape& from) {
+  static Shape infer_shape(std::span<const std::int64_t> dims, std::int64_t n, const Shape& from) {
     auto fail = [&] {
       std::string t = "(";
       for (std::size_t i = 0; i < dims.size(); ++i) t += (i ? ", " : "") + std::to_string(dims[i]);
@@ -218,14 +223,15 @@ class Tensor {
       else if (dims[i] < 0) throw fail();
       else known *= dims[i];
     }
-    std::vector<std::int64_t> out = dims;
+    if (dims.size() > std::size_t(Shape::kMaxRank)) throw fail();
     if (infer >= 0) {
       if (known == 0 || n % known != 0) throw fail();
-      out[static_cast<std::size_t>(infer)] = n / known;
     } else if (known != n) {
       throw fail();
     }
-    return Shape(out);
+    Shape out;
+    for (std::size_t i = 0; i < dims.size(); ++i) out.push_back(int(i) == infer ? n / known : dims[i]);
+    return out;
   }
 
  private:

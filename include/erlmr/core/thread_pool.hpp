@@ -12,11 +12,32 @@
 #include <condition_variable>
 #include <cstdint>
 #include <functional>
+#include <memory>
+#include <type_traits>
 #include <mutex>
 #include <thread>
 #include <vector>
 
 namespace erlmr {
+
+// A non-owning reference to the chunk function of one run() (no allocation per
+// parallel_for, unlike a std::function holding the caller's lambda).
+class ChunkFn {
+ public:
+  ChunkFn() = default;
+  // f must outlive the run() it is passed to (a lambda written in the call does).
+  template <class F>
+    requires(!std::is_same_v<std::decay_t<F>, ChunkFn>)
+  ChunkFn(F&& f)  // NOLINT: implicit
+      : obj_(const_cast<void*>(static_cast<const void*>(std::addressof(f)))),
+        call_([](void* o, std::int64_t c) { (*static_cast<std::remove_reference_t<F>*>(o))(c); }) {}
+  void operator()(std::int64_t c) const { call_(obj_, c); }
+  explicit operator bool() const { return call_ != nullptr; }
+
+ private:
+  void* obj_ = nullptr;
+  void (*call_)(void*, std::int64_t) = nullptr;
+};
 
 class ThreadPool {
  public:
@@ -38,7 +59,7 @@ class ThreadPool {
 
   // Runs f(chunk_index) for chunk_index in [0, chunks). Blocks until all are done.
   // Exceptions thrown by f are rethrown (the first one) in the calling thread.
-  void run(std::int64_t chunks, const std::function<void(std::int64_t)>& f) {
+  void run(std::int64_t chunks, ChunkFn f) {
     if (chunks <= 0) return;
     if (chunks == 1 || num_threads_ == 1 || in_parallel_) {
       for (std::int64_t c = 0; c < chunks; ++c) f(c);
@@ -47,7 +68,7 @@ class ThreadPool {
     std::lock_guard<std::mutex> job_guard(job_mutex_);  // one job at a time
     {
       std::lock_guard<std::mutex> g(m_);
-      job_ = &f;
+      job_ = f;
       chunks_ = chunks;
       next_.store(0);
       pending_ = static_cast<int>(workers_.size());
@@ -60,7 +81,7 @@ class ThreadPool {
     in_parallel_ = false;
     std::unique_lock<std::mutex> lk(m_);
     done_cv_.wait(lk, [&] { return pending_ == 0; });
-    job_ = nullptr;
+    job_ = ChunkFn();
     if (error_) std::rethrow_exception(error_);
   }
 
@@ -78,7 +99,7 @@ class ThreadPool {
       const std::int64_t c = next_.fetch_add(1);
       if (c >= chunks_) break;
       try {
-        (*job_)(c);
+        job_(c);
       } catch (...) {
         std::lock_guard<std::mutex> g(m_);
         if (!error_) error_ = std::current_exception();
@@ -122,7 +143,7 @@ class ThreadPool {
   std::vector<std::thread> workers_;
   std::mutex m_, job_mutex_, resize_mutex_;
   std::condition_variable cv_, done_cv_;
-  const std::function<void(std::int64_t)>* job_ = nullptr;
+  ChunkFn job_;
   std::int64_t chunks_ = 0;
   std::atomic<std::int64_t> next_{0};
   int pending_ = 0;

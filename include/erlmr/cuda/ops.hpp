@@ -355,11 +355,12 @@ template <Scalar T> CudaVar<T> transpose(const CudaVar<T>& x, int a = -2, int b 
   return record("transpose", d::swap_axes(x.value(), ua, ub),
                 [x, ua, ub](const CudaTensor<T>& g) { add_grad(x, d::swap_axes(g, ua, ub)); }, x);
 }
-template <Scalar T> CudaVar<T> concat(const std::vector<CudaVar<T>>& xs, int axis) {
-  const auto [a, os] = detail::concat_shape(detail::shapes_of(xs), axis);
+template <Scalar T> CudaVar<T> concat(std::span<const CudaVar<T>> in, int axis) {
+  const auto [a, os] = detail::concat_shape(detail::shapes_of(in), axis);
   const auto sp = detail::split_at(os, a);
   CudaTensor<T> y(os);
-  std::vector<std::int64_t> starts;
+  PoolVector<CudaVar<T>> xs(in.begin(), in.end());
+  PoolVector<std::int64_t> starts;
   std::int64_t start = 0;
   for (const auto& x : xs) {
     const std::int64_t len = x.shape()[a];
@@ -367,7 +368,7 @@ template <Scalar T> CudaVar<T> concat(const std::vector<CudaVar<T>>& xs, int axi
     starts.push_back(start);
     start += len;
   }
-  auto rule = [xs, sp, starts, a](const CudaTensor<T>& g) {
+  auto rule = [xs = std::move(xs), sp, starts = std::move(starts), a](const CudaTensor<T>& g) {
     for (std::size_t j = 0; j < xs.size(); ++j) {
       if (!xs[j].requires_grad()) continue;
       CudaTensor<T> gx(xs[j].shape());
@@ -376,7 +377,14 @@ template <Scalar T> CudaVar<T> concat(const std::vector<CudaVar<T>>& xs, int axi
       add_grad(xs[j], gx);
     }
   };
-  return record_n("concat", y, rule, xs);
+  return record_n("concat", y, std::move(rule), in);
+}
+template <Scalar T> CudaVar<T> concat(const std::vector<CudaVar<T>>& xs, int axis) {
+  return concat(std::span<const CudaVar<T>>(xs), axis);
+}
+template <Scalar T> CudaVar<T> concat(const CudaVar<T>& x0, const CudaVar<T>& x1, int axis) {
+  const std::array<CudaVar<T>, 2> xs{x0, x1};
+  return concat(std::span<const CudaVar<T>>(xs), axis);
 }
 template <Scalar T> CudaVar<T> slice(const CudaVar<T>& x, int axis, std::int64_t start, std::int64_t length) {
   const Shape& s = x.shape();

@@ -76,7 +76,7 @@ GradGram gram(const std::vector<Tensor<R, D>>& g1, const std::vector<Tensor<R, D
 // factored (the shared projection W) contributes through factored_gram's small Gram
 // matrices, anything else through its dense form.
 template <RealScalar R, class D>
-GradGram gram(const std::vector<Gradient<R, D>>& g1, const std::vector<Gradient<R, D>>& g2) {
+GradGram gram(const PoolVector<Gradient<R, D>>& g1, const PoolVector<Gradient<R, D>>& g2) {
   if (g1.size() != g2.size()) throw std::invalid_argument("gram: gradient lists of different lengths");
   GradGram m;
   for (std::size_t t = 0; t < g1.size(); ++t) {
@@ -86,7 +86,7 @@ GradGram gram(const std::vector<Gradient<R, D>>& g1, const std::vector<Gradient<
       detail::gram_add(m, a.dense, b.dense);
     } else if constexpr (D::is_host) {
       if (!a.dense.defined() && !b.dense.defined()) {
-        const auto v = factored_gram(a.terms, b.terms, a.shape[0], a.shape[1]);
+        const auto v = factored_gram<R>(a.terms, b.terms, a.shape[0], a.shape[1]);
         m.v11 += v[0];
         m.v12 += v[1];
         m.v22 += v[2];
@@ -112,8 +112,8 @@ inline double min_norm_weight(double v11, double v12, double v22) {
 // γ from raw gradients g1 (of L1) and g2 (of L2): normalise by L_k·‖g_k‖, then min-norm.
 // A zero gradient or loss leaves its direction at zero (no division by zero).
 // (g1, g2 are lists of tensors, or of Gradients from grad_factored.)
-template <class G>
-double min_norm_weight(const std::vector<G>& g1, double L1, const std::vector<G>& g2, double L2) {
+template <class Gs>
+double min_norm_weight(const Gs& g1, double L1, const Gs& g2, double L2) {
   const GradGram m = gram(g1, g2);
   const double n1 = L1 * std::sqrt(m.v11), n2 = L2 * std::sqrt(m.v22);
   const double s1 = n1 > 0 ? 1 / n1 : 0, s2 = n2 > 0 ? 1 / n2 : 0;

@@ -290,7 +290,7 @@ class Fusion {
     }
     auto& U = fc_out->weight;
     auto c2 = scale(fc_out->bias, half);
-    auto out = linear(concat(std::vector<Var<R, D>>{xa, yg}, 1), U, fc_out->bias);
+    auto out = linear(concat(xa, yg, 1), U, fc_out->bias);
     auto oa = linear(xa, slice(U, 1, 0, dim_), c2);
     auto og = linear(yg, slice(U, 1, dim_, dim_), c2);
     return {out, oa, og};
@@ -343,7 +343,7 @@ class ErlmrModel {
       z = dropout(z, p, true, *ctx.rng);
     }
     auto y = crelu(linear(z, im.weight, im.bias));
-    return {arg(y), concat(std::vector<Var<R, D>>{real(y), imag(y)}, 1)};
+    return {arg(y), concat(real(y), imag(y), 1)};
   }
 
   // Both modalities' Euler blocks at once: the two (B, D) complex feature matrices are
@@ -356,7 +356,7 @@ class ErlmrModel {
     const std::int64_t B = Aa.shape()[0];
     auto za = reshape(euler(mu1, Aa), {B, cfg.feature_dim()});
     auto zg = reshape(euler(mu2, Ag), {B, cfg.feature_dim()});
-    auto z = concat(std::vector<Var<std::complex<R>, D>>{za, zg}, 0);
+    auto z = concat(za, zg, 0);
     const double p = cfg.dropout * ctx.dropout_scale;
     if (ctx.training && p > 0) {
       if (!ctx.rng) throw std::logic_error("ErlmrModel: training forward pass without a Generator in the Context");
@@ -364,7 +364,7 @@ class ErlmrModel {
     }
     auto y = crelu(linear(z, im.weight, im.bias));                              // (2B, D/2)
     auto theta = arg(y);
-    auto h = concat(std::vector<Var<R, D>>{real(y), imag(y)}, 1);                  // (2B, D)
+    auto h = concat(real(y), imag(y), 1);                  // (2B, D)
     return {{slice(theta, 0, 0, B), slice(h, 0, 0, B)}, {slice(theta, 0, B, B), slice(h, 0, B, B)}};
   }
 
@@ -399,11 +399,13 @@ class ErlmrModel {
   }
 
   // Θ of spec §3.4: both encoders, μ_a, μ_g (see docs/method.md), W and b — not the fusion layer.
-  std::vector<Var<R, D>> shared_parameters() {
-    std::vector<Var<R, D>> out;
-    for (auto& p : state().params)
-      if (p.name.rfind("fusion.", 0) != 0) out.push_back(p.var);
-    return out;
+  // The list is built once (the parameters are made at construction; loading a state
+  // copies values into them), so a training step does not rebuild it.
+  const std::vector<Var<R, D>>& shared_parameters() {
+    if (shared_params_.empty())
+      for (auto& p : state().params)
+        if (p.name.rfind("fusion.", 0) != 0) shared_params_.push_back(p.var);
+    return shared_params_;
   }
   std::vector<Var<R, D>> parameters() {
     std::vector<Var<R, D>> out;
@@ -418,6 +420,7 @@ class ErlmrModel {
   Fusion<R, D> fusion;
 
  private:
+  std::vector<Var<R, D>> shared_params_;
   static const ModelConfig& validated(const ModelConfig& c) {
     if (c.classes < 2) throw std::invalid_argument("ErlmrModel: need at least 2 classes, got " + std::to_string(c.classes));
     if (c.arch == Arch::sensor) {

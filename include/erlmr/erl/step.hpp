@@ -37,7 +37,7 @@ template <RealScalar R, class D> double value_of(const Var<R, D>& v) { return do
 template <RealScalar R, class D>
 StepResult<R, D> erlmr_step(ErlmrModel<R, D>& model, const Var<R, D>& x1, const Var<R, D>& x2, const std::vector<std::int64_t>& y,
                          nn::Context& ctx, StepMode mode = StepMode::fused) {
-  const auto theta = model.shared_parameters();
+  const auto& theta = model.shared_parameters();
   StepResult<R, D> r;
   if (mode == StepMode::fused) {
     auto f = model.forward(x1, x2, ctx);
@@ -64,7 +64,7 @@ StepResult<R, D> erlmr_step(ErlmrModel<R, D>& model, const Var<R, D>& x1, const 
   auto fa = model.forward(x1, x2, ctx);  // pass A: unimodal logits
   auto l_a = cross_entropy(fa.out_a, y), l_g = cross_entropy(fa.out_g, y);
   double l1;
-  std::vector<Gradient<R, D>> g1;
+  PoolVector<Gradient<R, D>> g1;
   {
     auto fb = model.forward(x1, x2, ctx);  // pass B: L_CE for g1
     auto l_ce_b = cross_entropy(fb.out, y);

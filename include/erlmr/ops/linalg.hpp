@@ -243,7 +243,7 @@ template <RealScalar R> Tensor<R> to_dense(const Gradient<R>& g) {
 // (the same buffer) share its Gram matrix, so the result does not depend on the
 // thread count.
 template <RealScalar R>
-std::array<double, 3> factored_gram(const std::vector<GradFactor<R>>& f, const std::vector<GradFactor<R>>& g, std::int64_t out,
+std::array<double, 3> factored_gram(std::span<const GradFactor<R>> f, std::span<const GradFactor<R>> g, std::int64_t out,
                                     std::int64_t in) {
   struct Pair {
     const GradFactor<R>* u;
@@ -253,7 +253,7 @@ std::array<double, 3> factored_gram(const std::vector<GradFactor<R>>& f, const s
     std::size_t p = 0, q = 0;  // indices of the a- and x-Gram products
     bool q_transposed = false;  // the x-Gram was formed for the swapped pair: read it transposed
   };
-  std::vector<Pair> pairs;
+  PoolVector<Pair> pairs;
   for (std::size_t i = 0; i < f.size(); ++i)
     for (std::size_t j = i; j < f.size(); ++j) pairs.push_back({&f[i], &f[j], 0, i == j ? 1.0 : 2.0});
   for (const auto& u : f)
@@ -268,7 +268,7 @@ std::array<double, 3> factored_gram(const std::vector<GradFactor<R>>& f, const s
     bool is_x;
     Tensor<R> m;
   };
-  std::vector<Product> prods;
+  PoolVector<Product> prods;
   for (auto& pr : pairs) {
     const GradFactor<R>& u = *pr.u;
     const GradFactor<R>& v = *pr.v;

@@ -95,7 +95,7 @@ template <RealScalar T> Var<T> cross_entropy(const Var<T>& logits, const std::ve
   T loss = 0;
   for (std::int64_t b = 0; b < B; ++b) loss -= lp.data()[b * K + labels[static_cast<std::size_t>(b)]];
   loss /= T(B);
-  return record("cross_entropy", Tensor<T>::scalar(loss), [logits, labels, lp, B, K](const Tensor<T>& g) {
+  return record("cross_entropy", Tensor<T>::scalar(loss), [logits, labels = PoolVector<std::int64_t>(labels.begin(), labels.end()), lp, B, K](const Tensor<T>& g) {
     Tensor<T> gx(logits.shape());
     const T k = g.item() / T(B);
     for (std::int64_t b = 0; b < B; ++b)

@@ -4,15 +4,24 @@
 // inverse movement of the gradient: reshape ↔ reshape back, transpose ↔ the
 // same transpose, concat ↔ split, slice ↔ scatter into zeros.
 #pragma once
+#include <array>
+#include <initializer_list>
+#include <span>
 #include <vector>
 
 #include "erlmr/ops/reduce.hpp"
 
 namespace erlmr {
 
-template <Scalar T> Var<T> reshape(const Var<T>& x, const std::vector<std::int64_t>& dims) {
+template <Scalar T> Var<T> reshape(const Var<T>& x, std::span<const std::int64_t> dims) {
   Tensor<T> y = x.value().reshape(dims);
   return record("reshape", y, [x](const Tensor<T>& g) { add_grad(x, g.reshape(x.shape()).clone()); }, x);
+}
+template <Scalar T> Var<T> reshape(const Var<T>& x, const std::vector<std::int64_t>& dims) {
+  return reshape(x, std::span<const std::int64_t>(dims));
+}
+template <Scalar T> Var<T> reshape(const Var<T>& x, std::initializer_list<std::int64_t> dims) {
+  return reshape(x, std::span<const std::int64_t>(dims.begin(), dims.size()));
 }
 // Flattens axes [start, end] into one.
 namespace detail {
@@ -28,7 +37,7 @@ inline std::vector<std::int64_t> flatten_dims(const Shape& s, int start, int end
   return d;
 }
 // The output shape of concatenating `shapes` along `axis`, and the normalised axis.
-inline std::pair<int, Shape> concat_shape(const std::vector<Shape>& shapes, int axis) {
+inline std::pair<int, Shape> concat_shape(std::span<const Shape> shapes, int axis) {
   if (shapes.empty()) throw ShapeError("concat: no inputs");
   const Shape& s0 = shapes[0];
   const int a = s0.normalize_axis(axis, "concat");
@@ -42,8 +51,9 @@ inline std::pair<int, Shape> concat_shape(const std::vector<Shape>& shapes, int 
   }
   return {a, os};
 }
-template <class V> std::vector<Shape> shapes_of(const std::vector<V>& xs) {
-  std::vector<Shape> out;
+template <class V> PoolVector<Shape> shapes_of(std::span<const V> xs) {
+  PoolVector<Shape> out;
+  out.reserve(xs.size());
   for (const auto& x : xs) out.push_back(x.shape());
   return out;
 }
@@ -105,11 +115,13 @@ template <Scalar T> Var<T> transpose(const Var<T>& x, int a = -2, int b = -1) {
 }
 
 // Concatenation along an axis; all other extents must agree.
-template <Scalar T> Var<T> concat(const std::vector<Var<T>>& xs, int axis) {
-  const auto [a, os] = detail::concat_shape(detail::shapes_of(xs), axis);
+// (The inputs and offsets the rule keeps live in pool blocks: no heap allocation.)
+template <Scalar T> Var<T> concat(std::span<const Var<T>> in, int axis) {
+  const auto [a, os] = detail::concat_shape(detail::shapes_of(in), axis);
   const auto sp = detail::split_at(os, a);
   Tensor<T> y(os);
-  std::vector<std::int64_t> offs;
+  PoolVector<Var<T>> xs(in.begin(), in.end());
+  PoolVector<std::int64_t> offs;
   std::int64_t off = 0;
   for (const auto& x : xs) {
     const std::int64_t w = x.shape()[a] * sp.inner;
@@ -118,7 +130,7 @@ template <Scalar T> Var<T> concat(const std::vector<Var<T>>& xs, int axis) {
     offs.push_back(off);
     off += w;
   }
-  auto rule = [xs, sp, offs, a](const Tensor<T>& g) {
+  auto rule = [xs = std::move(xs), sp, offs = std::move(offs), a](const Tensor<T>& g) {
     for (std::size_t j = 0; j < xs.size(); ++j) {
       if (!xs[j].requires_grad()) continue;
       Tensor<T> gx(xs[j].shape());
@@ -128,7 +140,12 @@ template <Scalar T> Var<T> concat(const std::vector<Var<T>>& xs, int axis) {
       add_grad(xs[j], gx);
     }
   };
-  return record_n("concat", y, rule, xs);
+  return record_n("concat", y, std::move(rule), in);
+}
+template <Scalar T> Var<T> concat(const std::vector<Var<T>>& xs, int axis) { return concat(std::span<const Var<T>>(xs), axis); }
+template <Scalar T> Var<T> concat(const Var<T>& x0, const Var<T>& x1, int axis) {
+  const std::array<Var<T>, 2> xs{x0, x1};
+  return concat(std::span<const Var<T>>(xs), axis);
 }
 
 // Elements [start, start + length) along an axis.
