@@ -7,11 +7,11 @@
 // counts operator new calls to hold this).
 //
 // Blocks are kept in per-size-class free lists (powers of two from 16 B to 64 KiB) and
-// never given back to the system unless trim() is called; larger requests go straight
-// to operator new. One mutex per size class: blocks may be freed by another thread than
+// given back to the system only beyond kMaxCachedBytes or by trim(); larger requests go
+// straight to operator new. One mutex per size class: blocks may be freed by another thread than
 // the one that took them (a worker of parallel_for may create a tensor the caller
 // drops), so the lists are shared rather than per thread. Under AddressSanitizer a
-// cached block is poisoned, so a use after free is still reported.
+// cached block is poisoned past its 16-byte link, so a use after free is still reported.
 //
 // PoolAllocator<T> is a standard allocator over the pool (for std::allocate_shared and
 // containers); PoolVector<T> a std::vector that uses it. This header includes only the
@@ -43,6 +43,9 @@ class SmallPool {
  public:
   static constexpr std::size_t kMinBytes = 16, kMaxBytes = std::size_t(1) << 16;
   static constexpr int kClasses = 13;  // 16 B, 32 B, …, 64 KiB
+  // At most this much stays cached (a step needs about a megabyte); beyond it, freed blocks
+  // go back to the system, so one huge graph does not pin its memory for good.
+  static constexpr std::size_t kMaxCachedBytes = std::size_t(64) << 20;
   static_assert((kMinBytes << (kClasses - 1)) == kMaxBytes);
 
   static SmallPool& instance() {
@@ -64,6 +67,7 @@ class SmallPool {
       if (Free* f = head_[std::size_t(c)]) {
         ERLMR_POOL_UNPOISON(f, class_bytes(c));
         head_[std::size_t(c)] = f->next;
+        cached_.fetch_sub(class_bytes(c), std::memory_order_relaxed);
         hits_.fetch_add(1, std::memory_order_relaxed);
         return f;
       }
@@ -73,16 +77,18 @@ class SmallPool {
   }
   void deallocate(void* p, std::size_t bytes) noexcept {
     if (!p) return;
-    if (bytes > kMaxBytes) {
+    const int c = bytes > kMaxBytes ? kClasses : size_class(bytes);
+    if (c == kClasses || cached_.load(std::memory_order_relaxed) + class_bytes(c) > kMaxCachedBytes) {
       ::operator delete(p);
       return;
     }
-    const int c = size_class(bytes);
     std::lock_guard<std::mutex> g(m_[std::size_t(c)]);
     Free* f = static_cast<Free*>(p);
     f->next = head_[std::size_t(c)];
     head_[std::size_t(c)] = f;
-    ERLMR_POOL_POISON(p, class_bytes(c));
+    cached_.fetch_add(class_bytes(c), std::memory_order_relaxed);
+    // The link stays readable (LeakSanitizer follows it: cached blocks are not leaks).
+    ERLMR_POOL_POISON(static_cast<char*>(p) + kMinBytes, class_bytes(c) - kMinBytes);
   }
   // Gives every cached block back to the system.
   void trim() {
@@ -91,6 +97,7 @@ class SmallPool {
       while (Free* f = head_[std::size_t(c)]) {
         ERLMR_POOL_UNPOISON(f, class_bytes(c));
         head_[std::size_t(c)] = f->next;
+        cached_.fetch_sub(class_bytes(c), std::memory_order_relaxed);
         ::operator delete(f);
       }
     }
@@ -98,6 +105,7 @@ class SmallPool {
   // Requests served from a free list, and requests that went to operator new.
   std::uint64_t hits() const { return hits_.load(std::memory_order_relaxed); }
   std::uint64_t misses() const { return misses_.load(std::memory_order_relaxed); }
+  std::size_t cached_bytes() const { return cached_.load(std::memory_order_relaxed); }
 
  private:
   struct Free {
@@ -107,6 +115,7 @@ class SmallPool {
   std::array<std::mutex, kClasses> m_;
   std::array<Free*, kClasses> head_{};
   std::atomic<std::uint64_t> hits_{0}, misses_{0};
+  std::atomic<std::size_t> cached_{0};
 };
 
 template <class T> struct PoolAllocator {

@@ -71,16 +71,18 @@ class ThreadPool {
       job_ = f;
       chunks_ = chunks;
       next_.store(0);
-      pending_ = static_cast<int>(workers_.size());
+      pending_.store(static_cast<int>(workers_.size()));
       error_ = nullptr;
-      ++generation_;
+      generation_.fetch_add(1, std::memory_order_release);
     }
-    cv_.notify_all();
+    cv_.notify_all();  // wakes the workers that stopped spinning (no system call when none sleeps)
     in_parallel_ = true;  // a nested parallel_for from the caller's chunks runs serially
     work();               // the caller takes chunks too
     in_parallel_ = false;
+    // The workers are usually finishing their last chunk: spin briefly before sleeping.
+    for (int s = 0; s < kSpin && pending_.load(std::memory_order_acquire) != 0; ++s) cpu_relax();
     std::unique_lock<std::mutex> lk(m_);
-    done_cv_.wait(lk, [&] { return pending_ == 0; });
+    done_cv_.wait(lk, [&] { return pending_.load(std::memory_order_acquire) == 0; });
     job_ = ChunkFn();
     if (error_) std::rethrow_exception(error_);
   }
@@ -107,20 +109,37 @@ class ThreadPool {
     }
   }
 
+  // Pause instruction for spin-waits (or nothing where there is none).
+  static void cpu_relax() {
+#if defined(__x86_64__) || defined(__i386__)
+    __builtin_ia32_pause();
+#elif defined(__aarch64__)
+    asm volatile("yield");
+#endif
+  }
+
+  // A worker spins for about kSpin pauses (tens of microseconds) for the next job before it
+  // sleeps on the condition variable: a training step runs hundreds of short parallel_for
+  // calls with short serial gaps between them, and a futex sleep/wake costs several
+  // microseconds each way. Which thread runs which chunk is unchanged by this, so results
+  // stay bitwise identical.
+  static constexpr int kSpin = 1 << 12;
+
   void worker_loop() {
     in_parallel_ = true;
     std::uint64_t seen = 0;
     for (;;) {
+      for (int s = 0; s < kSpin && generation_.load(std::memory_order_acquire) == seen; ++s) cpu_relax();
       {
         std::unique_lock<std::mutex> lk(m_);
-        cv_.wait(lk, [&] { return stop_ || generation_ != seen; });
+        cv_.wait(lk, [&] { return stop_ || generation_.load(std::memory_order_relaxed) != seen; });
         if (stop_) return;
-        seen = generation_;
+        seen = generation_.load(std::memory_order_relaxed);
       }
       work();
-      {
-        std::lock_guard<std::mutex> g(m_);
-        if (--pending_ == 0) done_cv_.notify_one();
+      if (pending_.fetch_sub(1, std::memory_order_acq_rel) == 1) {
+        std::lock_guard<std::mutex> g(m_);  // under the lock: the caller cannot miss the notification
+        done_cv_.notify_one();
       }
     }
   }
@@ -146,8 +165,8 @@ class ThreadPool {
   ChunkFn job_;
   std::int64_t chunks_ = 0;
   std::atomic<std::int64_t> next_{0};
-  int pending_ = 0;
-  std::uint64_t generation_ = 0;
+  std::atomic<int> pending_{0};
+  std::atomic<std::uint64_t> generation_{0};
   bool stop_ = false;
   std::exception_ptr error_;
   static inline thread_local bool in_parallel_ = false;
