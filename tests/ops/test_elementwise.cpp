@@ -1,5 +1,7 @@
 #include "test_util.hpp"
 
+#include <limits>
+
 using namespace erlmr;
 using test::cd;
 using test::check_grad;
@@ -57,6 +59,31 @@ TEST_CASE("elementwise: real-only functions") {
     backward(sum(add(relu(z), abs(z))));
     CHECK(z.grad()[0] == 0.0);
   }
+}
+
+TEST_CASE("relu and crelu: NaN passes through as in PyTorch; large tensors take the parallel path") {
+  const double nan = std::numeric_limits<double>::quiet_NaN();
+  auto r = relu(Var<double>(Tensor<double>::from_vector(Shape{3}, {nan, -1.0, 2.0}))).value();
+  CHECK(std::isnan(r[0]));
+  CHECK(r[1] == 0.0);
+  CHECK(r[2] == 2.0);
+  auto c = crelu(Var<cd>(Tensor<cd>::from_vector(Shape{2}, {cd(nan, -1.0), cd(-2.0, 3.0)}))).value();
+  CHECK(std::isnan(c[0].real()));
+  CHECK(c[0].imag() == 0.0);
+  CHECK(c[1] == cd(0.0, 3.0));
+  // 100 000 elements: several chunks of the parallel loops, each element checked.
+  auto x = rnd<float>(Shape{100000}, 4);
+  auto y = relu(x);
+  Generator gen5(5);
+  auto g = Tensor<float>::randn(Shape{100000}, gen5);
+  backward(y, false, &g);
+  std::int64_t wrong = 0;
+  for (std::int64_t i = 0; i < 100000; ++i) {
+    const float xi = x.value()[i];
+    wrong += y.value()[i] != (xi > 0 ? xi : 0.0f);
+    wrong += x.grad()[i] != (xi > 0 ? g[i] : 0.0f);
+  }
+  CHECK(wrong == 0);
 }
 
 TEST_CASE("elementwise: values match std:: in float and double") {

@@ -104,13 +104,12 @@ template <RealScalar R> Var<R> arg(const Var<std::complex<R>>& z) {
 template <RealScalar R> Var<std::complex<R>> crelu(const Var<std::complex<R>>& z) {
   using C = std::complex<R>;
   Tensor<C> s(z.shape());
-  const C* zv = z.value().data();
-  for (std::int64_t i = 0; i < s.numel(); ++i) s.data()[i] = C(std::max(zv[i].real(), R(0)), std::max(zv[i].imag(), R(0)));
-  return record("crelu", s, [z](const Tensor<C>& g) {
+  // std::complex<R> is two interleaved R (array-compatible by the standard): ReLU on 2n reals.
+  auto re = [](const Tensor<C>& t) { return reinterpret_cast<R*>(t.data()); };
+  detail::relu_forward(re(z.value()), re(s), 2 * s.numel());
+  return record("crelu", s, [z, re](const Tensor<C>& g) {
     Tensor<C> gz(g.shape());
-    const C* zv = z.value().data();
-    for (std::int64_t i = 0; i < gz.numel(); ++i)
-      gz.data()[i] = C(zv[i].real() > R(0) ? g.data()[i].real() : R(0), zv[i].imag() > R(0) ? g.data()[i].imag() : R(0));
+    detail::relu_backward(re(z.value()), re(g), re(gz), 2 * g.numel());
     add_grad(z, std::move(gz));
   }, z);
 }

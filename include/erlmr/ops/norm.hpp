@@ -161,12 +161,16 @@ template <Scalar T> Var<T> dropout(const Var<T>& x, double p, bool training, Gen
   });
   auto apply = [mask, n](const Tensor<T>& in) {  // elementwise, so any split is exact
     Tensor<T> out(in.shape());
-    const R* mk = mask.data();
-    CpuDevice::parallel_for(n, 1 << 15, [&](std::int64_t b, std::int64_t e) {
-      for (std::int64_t i = b; i < e; ++i) {
-        if constexpr (is_complex_v<T>) out.data()[i] = T(in.data()[i].real() * mk[2 * i], in.data()[i].imag() * mk[2 * i + 1]);
-        else out.data()[i] = in.data()[i] * mk[i];
-      }
+    // A complex tensor is 2n interleaved reals, one mask value per part. Local restrict
+    // pointers: read through the lambda's reference captures, the loop stays scalar.
+    const R* mp = mask.data();
+    const R* ip = reinterpret_cast<const R*>(in.data());
+    R* op = reinterpret_cast<R*>(out.data());
+    CpuDevice::parallel_for(parts * n, 1 << 15, [mp, ip, op](std::int64_t b, std::int64_t e) {
+      const R* __restrict mk = mp;
+      const R* __restrict x = ip;
+      R* __restrict o = op;
+      for (std::int64_t i = b; i < e; ++i) o[i] = x[i] * mk[i];
     });
     return out;
   };
