@@ -182,7 +182,7 @@ class Trainer {
     batches.reserve(static_cast<std::size_t>(steps));
     for (std::int64_t s = 0; s < steps; ++s) {
       auto [x1, x2, y] = gather(tr, order, s * B, B);
-      batches.push_back({Var<R, D>(as_device<D>(x1)), Var<R, D>(as_device<D>(x2)), y});
+      batches.push_back({on_device(x1), on_device(x2), y});
     }
     method_->begin_epoch(*model_, EpochView<R, D>{ep, cfg_.epochs, &batches, &holdout_batches_});
     double s_loss = 0, s_ce = 0, s_ph = 0, s_uni = 0, s_gamma = 0;
@@ -233,7 +233,7 @@ class Trainer {
     for (std::int64_t b0 = 0; b0 < N; b0 += cfg_.eval_batch) {
       const std::int64_t nb = std::min(cfg_.eval_batch, N - b0);
       auto [x1, x2, y] = gather(sp, idx, b0, nb);
-      auto f = method_->evaluate(*model_, Var<R, D>(as_device<D>(x1)), Var<R, D>(as_device<D>(x2)), ctx);
+      auto f = method_->evaluate(*model_, on_device(x1), on_device(x2), ctx);
       const auto out = as_host(f.out.value()), out_a = as_host(f.out_a.value()), out_g = as_host(f.out_g.value());
       for (auto [dst, src] : {std::pair{&p, &out}, std::pair{&pa, &out_a}, std::pair{&pg, &out_g}}) {
         auto am = argmax_rows(*src);
@@ -362,6 +362,8 @@ class Trainer {
   const TrainConfig& config() const { return cfg_; }
 
  private:
+  // A host batch tensor as a (constant) graph input on the trainer's device.
+  static Var<R, D> on_device(const Tensor<R>& x) { return Var<R, D>(as_device<D>(x)); }
   // Splits off the method's held-out fraction of the training data (a fixed random subset).
   void split_holdout() {
     const double f = method_->holdout_fraction();
@@ -381,7 +383,7 @@ class Trainer {
     train_split_.y = y;
     for (std::int64_t b0 = 0; b0 < nh; b0 += cfg_.eval_batch) {
       auto [h1, h2, hy] = gather(data_.train, hold, b0, std::min(cfg_.eval_batch, nh - b0));
-      holdout_batches_.push_back({Var<R, D>(as_device<D>(h1)), Var<R, D>(as_device<D>(h2)), hy});
+      holdout_batches_.push_back({on_device(h1), on_device(h2), hy});
     }
   }
 
@@ -425,7 +427,7 @@ class Trainer {
     for (std::int64_t b0 = 0; b0 < N; b0 += cfg_.eval_batch) {
       const std::int64_t nb = std::min(cfg_.eval_batch, N - b0);
       auto [x1, x2, y] = gather(sp, idx, b0, nb);
-      auto f = model_->forward(Var<R, D>(as_device<D>(x1)), Var<R, D>(as_device<D>(x2)), ctx);
+      auto f = model_->forward(on_device(x1), on_device(x2), ctx);
       std::copy_n(as_host(f.h_a.value()).data(), nb * dim, ha.data() + b0 * dim);
       std::copy_n(as_host(f.h_g.value()).data(), nb * dim, hg.data() + b0 * dim);
     }
