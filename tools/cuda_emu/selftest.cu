@@ -171,7 +171,8 @@ int main() {
     expect(cublasDgemm(h, CUBLAS_OP_N, CUBLAS_OP_N, 1, 2, 1, &one, a, 1, b, 1, &zero, c, 0) ==
                CUBLAS_STATUS_INVALID_VALUE,
            "Dgemm ldc = 0 rejected even for m = 1");
-    expect(dies([&] { cublasDgemm(h, CUBLAS_OP_N, CUBLAS_OP_N, 2, 40, 1, &one, a, 2, b, 1, &zero, c, 2); }),
+    // A (2x1) and B (1x3, ld 1) fit their allocations; C (2x3, ld 2) needs 6 doubles of c's 4.
+    expect(dies([&] { cublasDgemm(h, CUBLAS_OP_N, CUBLAS_OP_N, 2, 3, 1, &one, a, 2, b, 1, &zero, c, 2); }),
            "Dgemm whose C runs past its allocation is caught");
   }
   expect(dies([] {
