@@ -143,6 +143,7 @@ template <class R, class... A> class PoolFunction<R(A...)> {
   template <class F, class = std::enable_if_t<!std::is_same_v<std::decay_t<F>, PoolFunction>>>
   PoolFunction(F&& f) {  // NOLINT: implicit like std::function
     using Impl = Model<std::decay_t<F>>;
+    static_assert(alignof(Impl) <= __STDCPP_DEFAULT_NEW_ALIGNMENT__, "PoolFunction: over-aligned callable");
     void* mem = SmallPool::instance().allocate(sizeof(Impl));
     try {
       p_ = ::new (mem) Impl(std::forward<F>(f));
