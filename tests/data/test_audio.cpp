@@ -2,6 +2,8 @@
 // comparison with the independent numpy reference tests/data/audio_reference/make_reference.py.
 #include <doctest/doctest.h>
 
+#include "data/data_test_util.hpp"
+
 #include <erlmr/data/audio.hpp>
 #include <erlmr/data/npy.hpp>
 
@@ -13,13 +15,9 @@
 
 namespace {
 
-using erlmr::data::MelConfig;
+using erlmr::test::sine_tone;
 
-std::vector<float> tone(double freq, int n, int sr) {
-  std::vector<float> x(static_cast<std::size_t>(n));
-  for (int i = 0; i < n; ++i) x[i] = static_cast<float>(std::sin(2.0 * std::numbers::pi * freq * i / sr));
-  return x;
-}
+using erlmr::data::MelConfig;
 
 // Same signal as reference_signal() in make_reference.py (see the derivation there).
 std::vector<float> reference_signal() {
@@ -79,7 +77,7 @@ TEST_CASE("audio: frame count") {
 
 TEST_CASE("audio: 1 kHz tone — peak bin and Parseval") {
   const MelConfig c;
-  const auto x = tone(1000.0, 16000, 16000);
+  const auto x = sine_tone(1000.0, 16000, 16000);
   const auto P = erlmr::data::power_spectrogram(x, c);
   const int bins = c.n_fft / 2 + 1;
   const int peak_bin = static_cast<int>(std::lround(1000.0 * c.n_fft / 16000.0));
@@ -112,7 +110,7 @@ TEST_CASE("audio: 1 kHz tone — peak bin and Parseval") {
 
 TEST_CASE("audio: 1 kHz tone — the mel band centred nearest 1 kHz is loudest") {
   const MelConfig c;
-  const auto L = erlmr::data::log_mel(tone(1000.0, 16000, 16000), c);
+  const auto L = erlmr::data::log_mel(sine_tone(1000.0, 16000, 16000), c);
   // Filter m has its centre at mel point m+1.
   const double m_lo = 0, m_hi = 2595.0 * std::log10(1.0 + c.f_max / 700.0);
   int best = -1;

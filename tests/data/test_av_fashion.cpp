@@ -4,6 +4,8 @@
 // espeak-ng's carried-over state would break), prefix stability, caching, errors.
 #include <doctest/doctest.h>
 
+#include "data/data_test_util.hpp"
+
 #include "av_fashion.hpp"
 
 #include <erlmr/data/idx.hpp>
@@ -22,6 +24,8 @@
 #include <vector>
 
 namespace {
+
+using erlmr::test::TempDir;
 
 namespace fs = std::filesystem;
 using namespace erlmr;
@@ -42,21 +46,6 @@ bool have_source() {
   return true;
 }
 
-struct TempDir {
-  fs::path path;
-  TempDir() {
-    const auto stamp = std::chrono::steady_clock::now().time_since_epoch().count();
-    path = fs::temp_directory_path() /
-           ("erlmr_test_avf_" + std::to_string(stamp) + "_" + std::to_string(std::random_device{}()));
-    fs::create_directories(path);
-  }
-  ~TempDir() {
-    std::error_code ec;
-    fs::remove_all(path, ec);
-  }
-  std::string sub(const std::string& name) const { return (path / name).string(); }
-};
-
 AvFashionOptions small(const std::string& out) {
   AvFashionOptions o;
   o.out = out;
@@ -67,11 +56,11 @@ AvFashionOptions small(const std::string& out) {
 
 /// One small build shared by the test cases (building takes about a second).
 struct Shared {
-  TempDir tmp;
+  TempDir tmp{"avf"};
   std::string dir;
   std::string log;
   Shared() {
-    dir = tmp.sub("a");
+    dir = tmp.file("a");
     std::ostringstream l;
     build_av_fashion(small(dir), l);
     log = l.str();
@@ -221,8 +210,8 @@ TEST_CASE("av-fashion: the voice bank is 64 distinct configurations in the docum
 
 TEST_CASE("av-fashion: clean speech sits in its span; images without noise are exact") {
   if (!have_source()) return;
-  TempDir tmp;
-  AvFashionOptions o = small(tmp.sub("clean"));
+  TempDir tmp("avf");
+  AvFashionOptions o = small(tmp.file("clean"));
   o.train = 20;
   o.test = 5;
   o.snr_min_db = o.snr_max_db = 60;
@@ -252,15 +241,15 @@ TEST_CASE("av-fashion: clean speech sits in its span; images without noise are e
 
 TEST_CASE("av-fashion: deterministic (byte-identical rebuild in the same process) and prefix-stable") {
   if (!have_source()) return;
-  TempDir tmp;
+  TempDir tmp("avf");
   std::ostringstream log;
-  build_av_fashion(small(tmp.sub("b")), log);
+  build_av_fashion(small(tmp.file("b")), log);
   for (const auto& f : tools::avf::output_files()) {
     INFO(f);
-    CHECK(slurp(shared().dir + "/" + f) == slurp(tmp.sub("b") + "/" + f));
+    CHECK(slurp(shared().dir + "/" + f) == slurp(tmp.file("b") + "/" + f));
   }
   // Fewer samples: the same first samples (each sample's draws depend only on seed, split, index).
-  AvFashionOptions o = small(tmp.sub("c"));
+  AvFashionOptions o = small(tmp.file("c"));
   o.train = 12;
   o.test = 7;
   build_av_fashion(o, log);
@@ -272,17 +261,17 @@ TEST_CASE("av-fashion: deterministic (byte-identical rebuild in the same process
       CHECK(std::equal(sm.data.begin(), sm.data.end(), big.data.begin()));
     }
   // Another seed: other draws.
-  AvFashionOptions s = small(tmp.sub("d"));
+  AvFashionOptions s = small(tmp.file("d"));
   s.seed = 8;
   build_av_fashion(s, log);
-  CHECK(slurp(tmp.sub("d") + "/x2_train.npy") != slurp(shared().dir + "/x2_train.npy"));
-  CHECK(slurp(tmp.sub("d") + "/y_train.npy") == slurp(shared().dir + "/y_train.npy"));
+  CHECK(slurp(tmp.file("d") + "/x2_train.npy") != slurp(shared().dir + "/x2_train.npy"));
+  CHECK(slurp(tmp.file("d") + "/y_train.npy") == slurp(shared().dir + "/y_train.npy"));
 }
 
 TEST_CASE("av-fashion: caching by manifest, rebuild on other options or force") {
   if (!have_source()) return;
-  TempDir tmp;
-  const AvFashionOptions o = small(tmp.sub("cache"));
+  TempDir tmp("avf");
+  const AvFashionOptions o = small(tmp.file("cache"));
   std::ostringstream first;
   build_av_fashion(o, first);
   CHECK(first.str().find("cached") == std::string::npos);
@@ -319,7 +308,7 @@ TEST_CASE("av-fashion: caching by manifest, rebuild on other options or force") 
 }
 
 TEST_CASE("av-fashion: errors name the file or the option") {
-  TempDir tmp;
+  TempDir tmp("avf");
   std::ostringstream log;
   auto what = [&](const AvFashionOptions& o) -> std::string {
     try {
@@ -329,26 +318,26 @@ TEST_CASE("av-fashion: errors name the file or the option") {
     }
     return "no exception";
   };
-  AvFashionOptions o = small(tmp.sub("e"));
-  o.source = tmp.sub("nowhere");
-  CHECK(what(o).find(tmp.sub("nowhere") + "/train-images-idx3-ubyte.gz not found") != std::string::npos);
+  AvFashionOptions o = small(tmp.file("e"));
+  o.source = tmp.file("nowhere");
+  CHECK(what(o).find(tmp.file("nowhere") + "/train-images-idx3-ubyte.gz not found") != std::string::npos);
   CHECK_THROWS_AS(build_av_fashion(o, log), std::runtime_error);
 
-  o = small(tmp.sub("e"));
+  o = small(tmp.file("e"));
   o.train = 0;
   CHECK_THROWS_AS(build_av_fashion(o, log), std::invalid_argument);
-  o = small(tmp.sub("e"));
+  o = small(tmp.file("e"));
   o.snr_min_db = 5;
   o.snr_max_db = -5;
   CHECK(what(o).find("snr_min_db") != std::string::npos);
-  o = small(tmp.sub("e"));
+  o = small(tmp.file("e"));
   o.image_noise_max = -1;
   CHECK(what(o).find("image_noise_max") != std::string::npos);
   o = small("");
   CHECK(what(o).find("out") != std::string::npos);
 
   if (!have_source()) return;
-  o = small(tmp.sub("e"));
+  o = small(tmp.file("e"));
   o.test = 10001;  // t10k has 10000
   const std::string w = what(o);
   CHECK(w.find("t10k-images-idx3-ubyte.gz holds 10000 images, 10001 requested") != std::string::npos);

@@ -3,6 +3,8 @@
 // truncations / mutations, and the real Fashion-MNIST files when installed.
 #include <doctest/doctest.h>
 
+#include "data/data_test_util.hpp"
+
 #include <erlmr/data/idx.hpp>
 
 #include <zlib.h>
@@ -19,25 +21,12 @@
 
 namespace {
 
+using erlmr::test::TempDir;
+
 using namespace erlmr::data;
 namespace fs = std::filesystem;
 
-struct TempDir {
-  fs::path path;
-  TempDir() {
-    const auto stamp = std::chrono::steady_clock::now().time_since_epoch().count();
-    path = fs::temp_directory_path() / ("erlmr_test_idx_" + std::to_string(stamp) + "_" +
-                                        std::to_string(std::random_device{}()));
-    fs::create_directories(path);
-  }
-  ~TempDir() {
-    std::error_code ec;
-    fs::remove_all(path, ec);
-  }
-  std::string file(const std::string& name) const { return (path / name).string(); }
-};
-
-using Bytes = std::vector<std::byte>;
+using erlmr::test::Bytes;
 
 void push(Bytes& b, std::initializer_list<unsigned> v) {
   for (unsigned x : v) b.push_back(std::byte{static_cast<unsigned char>(x)});
@@ -74,23 +63,12 @@ void write_raw(const std::string& path, const Bytes& b) {
   std::fclose(f);
 }
 
-/// Must throw FormatError whose message names the file and contains `problem`.
-void expect_error(const Bytes& b, const std::string& name, const std::string& problem) {
-  INFO(name);
-  bool threw = false;
-  try {
-    (void)parse_idx(b.data(), b.size(), name);
-  } catch (const FormatError& e) {
-    threw = true;
-    const std::string what = e.what();
-    INFO(what);
-    CHECK(what.rfind(name + ": byte ", 0) == 0);
-    CHECK(e.problem().find(problem) != std::string::npos);
-  }
-  CHECK(threw);
+void expect_idx_error(const Bytes& b, const std::string& name, const std::string& problem) {
+  erlmr::test::expect_format_error([](const Bytes& x, const std::string& n) { (void)parse_idx(x.data(), x.size(), n); }, b, name,
+                                    problem);
 }
 
-void parse_must_not_misbehave(const Bytes& b) {
+void idx_must_not_misbehave(const Bytes& b) {
   try {
     const IdxArray a = parse_idx(b.data(), b.size(), "mutant.idx");
     CHECK(a.data.size() == static_cast<std::size_t>(a.numel()) * idx_type_size(a.type));
@@ -166,7 +144,7 @@ TEST_CASE("every element type, hand-written big-endian bytes") {
 }
 
 TEST_CASE("round trip through files, plain and gzip (written by zlib's gzwrite and by write_idx)") {
-  TempDir dir;
+  TempDir dir("idx");
   std::mt19937 rng(5);
   std::vector<std::uint8_t> img(3 * 28 * 28);
   for (auto& v : img) v = static_cast<std::uint8_t>(rng());
@@ -209,43 +187,43 @@ TEST_CASE("round trip through files, plain and gzip (written by zlib's gzwrite a
 }
 
 TEST_CASE("malformed inputs throw FormatError naming the file and the problem") {
-  expect_error({}, "empty.idx", "empty input");
-  expect_error(Bytes{std::byte{0}, std::byte{0}, std::byte{8}}, "short.idx", "ends inside the 4-byte IDX magic");
+  expect_idx_error({}, "empty.idx", "empty input");
+  expect_idx_error(Bytes{std::byte{0}, std::byte{0}, std::byte{8}}, "short.idx", "ends inside the 4-byte IDX magic");
   {
     Bytes b = header(0x08, {1});
     b[0] = std::byte{0x50};
     push(b, {1});
-    expect_error(b, "magic.idx", "bad magic");
+    expect_idx_error(b, "magic.idx", "bad magic");
   }
   {
     Bytes b = header(0x0A, {1});
     push(b, {1, 2});
-    expect_error(b, "type0a.idx", "unsupported IDX element type 0x0a");
+    expect_idx_error(b, "type0a.idx", "unsupported IDX element type 0x0a");
     b[2] = std::byte{0xFF};
-    expect_error(b, "typeff.idx", "unsupported IDX element type 0xff");
+    expect_idx_error(b, "typeff.idx", "unsupported IDX element type 0xff");
   }
   {
     Bytes b = header(0x08, {3, 4});
     b.resize(9);
-    expect_error(b, "dims.idx", "ends inside the dimensions: 2 dimensions need 12 header bytes");
+    expect_idx_error(b, "dims.idx", "ends inside the dimensions: 2 dimensions need 12 header bytes");
   }
   {
     Bytes b = header(0x08, {60000, 28, 28});
     push(b, {1, 2, 3, 4});
-    expect_error(b, "trunc.idx", "truncated data: shape (60000, 28, 28) of uint8 needs 47040000 bytes");
+    expect_idx_error(b, "trunc.idx", "truncated data: shape (60000, 28, 28) of uint8 needs 47040000 bytes");
   }
   {
     Bytes b = header(0x0E, {0xFFFFFFFF, 0xFFFFFFFF, 0xFFFFFFFF});
-    expect_error(b, "overflow.idx", "exceed the 17179869184-byte limit (overflow)");
+    expect_idx_error(b, "overflow.idx", "exceed the 17179869184-byte limit (overflow)");
     Bytes c = header(0x08, {0x10000, 0x10000, 0x10});  // 2^36 bytes: no overflow, over the limit
-    expect_error(c, "huge.idx", "(65536, 65536, 16) of uint8 exceed");
+    expect_idx_error(c, "huge.idx", "(65536, 65536, 16) of uint8 exceed");
   }
   {
     Bytes b = header(0x0C, {3});
     push_be(b, std::int32_t{1});
     push_be(b, std::int32_t{2});
     push(b, {0, 0});
-    expect_error(b, "trunc_i32.idx", "needs 12 bytes after the 8-byte header but the file has 10");
+    expect_idx_error(b, "trunc_i32.idx", "needs 12 bytes after the 8-byte header but the file has 10");
   }
   // gzip variants
   {
@@ -253,25 +231,25 @@ TEST_CASE("malformed inputs throw FormatError naming the file and the problem") 
     raw.resize(raw.size() + 10000, std::byte{7});
     const Bytes gz = gzip_bytes(raw);
     Bytes cut(gz.begin(), gz.begin() + static_cast<std::ptrdiff_t>(gz.size() / 2));
-    expect_error(cut, "cut.gz", "truncated gzip stream");
+    expect_idx_error(cut, "cut.gz", "truncated gzip stream");
     Bytes short_raw(raw.begin(), raw.begin() + 5000);
-    expect_error(gzip_bytes(short_raw), "short.gz", "truncated data: shape (100, 100) of uint8 needs 10000 bytes");
-    expect_error(gzip_bytes(short_raw), "short.gz", "decompressed gzip stream");
+    expect_idx_error(gzip_bytes(short_raw), "short.gz", "truncated data: shape (100, 100) of uint8 needs 10000 bytes");
+    expect_idx_error(gzip_bytes(short_raw), "short.gz", "decompressed gzip stream");
     Bytes corrupt = gz;
     corrupt[12] ^= std::byte{0xFF};
     corrupt[13] ^= std::byte{0xFF};
     corrupt[14] ^= std::byte{0xFF};
-    expect_error(corrupt, "corrupt.gz", "gzip stream");
+    expect_idx_error(corrupt, "corrupt.gz", "gzip stream");
     // a tiny gzip file that claims 4 GiB of data: refused before any allocation
-    expect_error(gzip_bytes(header(0x08, {0x10000, 0x10000})), "bomb.gz",
+    expect_idx_error(gzip_bytes(header(0x08, {0x10000, 0x10000})), "bomb.gz",
                  "needs 4294967296 bytes, more than");
-    expect_error(gzip_bytes({}), "empty.gz", "empty input");
-    expect_error(gzip_bytes(Bytes{std::byte{0}, std::byte{0}, std::byte{8}, std::byte{2}, std::byte{0}}),
+    expect_idx_error(gzip_bytes({}), "empty.gz", "empty input");
+    expect_idx_error(gzip_bytes(Bytes{std::byte{0}, std::byte{0}, std::byte{8}, std::byte{2}, std::byte{0}}),
                  "gzdims.gz", "ends inside the dimensions");
-    expect_error(Bytes{std::byte{0x1f}, std::byte{0x8b}}, "magic_only.gz", "truncated gzip stream");
+    expect_idx_error(Bytes{std::byte{0x1f}, std::byte{0x8b}}, "magic_only.gz", "truncated gzip stream");
   }
   // the same through files: messages start with the path
-  TempDir dir;
+  TempDir dir("idx");
   Bytes b = header(0x08, {10});
   write_raw(dir.file("t.idx"), b);
   try {
@@ -299,12 +277,12 @@ TEST_CASE("every truncation and many single-byte mutations fail only with Format
   inputs.push_back(gzip_bytes(serialize_idx(IdxArray::make<std::uint8_t>({5, 7}, std::vector<std::uint8_t>(35, 9)))));
   std::size_t n = 0;
   for (const auto& in : inputs) {
-    for (std::size_t k = 0; k < in.size(); ++k, ++n) parse_must_not_misbehave(Bytes(in.begin(), in.begin() + static_cast<std::ptrdiff_t>(k)));
+    for (std::size_t k = 0; k < in.size(); ++k, ++n) idx_must_not_misbehave(Bytes(in.begin(), in.begin() + static_cast<std::ptrdiff_t>(k)));
     for (std::size_t i = 0; i < in.size(); ++i)
       for (unsigned v : {0x00u, 0xFFu, 0x7Fu, 0x80u, 0x01u}) {
         Bytes m = in;
         m[i] = std::byte{static_cast<unsigned char>(v)};
-        parse_must_not_misbehave(m);
+        idx_must_not_misbehave(m);
         ++n;
       }
   }

@@ -2,6 +2,8 @@
 // reference fixture, and truncated / mutated inputs (which must fail only with FormatError).
 #include <doctest/doctest.h>
 
+#include "data/data_test_util.hpp"
+
 #include <erlmr/core/shape.hpp>
 #include <erlmr/data/npy.hpp>
 
@@ -19,6 +21,8 @@
 
 namespace {
 
+using erlmr::test::TempDir;
+
 using namespace erlmr::data;
 namespace fs = std::filesystem;
 using c64 = std::complex<float>;
@@ -27,22 +31,6 @@ using c128 = std::complex<double>;
 const std::string kCorpus = std::string(ERLMR_SOURCE_DIR) + "/tests/data/npy_corpus/";
 const std::string kValid = kCorpus + "valid/";
 const std::string kMalformed = kCorpus + "malformed/";
-
-/// A fresh directory under the system temp dir, removed at scope exit.
-struct TempDir {
-  fs::path path;
-  TempDir() {
-    const auto stamp = std::chrono::steady_clock::now().time_since_epoch().count();
-    path = fs::temp_directory_path() / ("erlmr_test_npy_" + std::to_string(stamp) + "_" +
-                                        std::to_string(std::random_device{}()));
-    fs::create_directories(path);
-  }
-  ~TempDir() {
-    std::error_code ec;
-    fs::remove_all(path, ec);
-  }
-  std::string file(const std::string& name) const { return (path / name).string(); }
-};
 
 std::vector<std::byte> file_bytes(const std::string& path) { return detail::read_file(path); }
 
@@ -144,7 +132,7 @@ TEST_CASE("FormatError carries file, offset and problem") {
 }
 
 TEST_CASE("npy round trip of every dtype and shape, in memory and through files") {
-  TempDir dir;
+  TempDir dir("npy");
   unsigned seed = 100;
   for (DType t : kAllDtypes)
     for (const auto& s : kShapes) {
@@ -173,7 +161,7 @@ TEST_CASE("serialize_npy is byte-identical to numpy.save for C-ordered little-en
 }
 
 TEST_CASE("npz round trip of every dtype, compressed and stored") {
-  TempDir dir;
+  TempDir dir("npy");
   const NpzMap m = all_dtype_map();
   for (bool compress : {true, false}) {
     INFO("compress=" << compress);
@@ -456,7 +444,7 @@ TEST_CASE("reference fixture: ERL-MR training step") {
   CHECK(loss.numel() == 1);
   CHECK(std::abs(loss.as<double>()[0] - 3.16694453) < 1e-8);
   // what we write from it, numpy-compatible, reads back identical
-  TempDir dir;
+  TempDir dir("npy");
   write_npz(dir.file("copy.npz"), m);
   CHECK(read_npz(dir.file("copy.npz")) == m);
 }

@@ -2,6 +2,8 @@
 // new Nyquist frequency are removed, DC and lengths, determinism, argument checks.
 #include <doctest/doctest.h>
 
+#include "data/data_test_util.hpp"
+
 #include <erlmr/data/resample.hpp>
 
 #include <cmath>
@@ -12,14 +14,9 @@
 
 namespace {
 
-using erlmr::data::resample;
+using erlmr::test::sine_tone;
 
-std::vector<float> tone(double f, int rate, int n, double amp = 1.0, double phase = 0.0) {
-  std::vector<float> x(static_cast<std::size_t>(n));
-  for (int i = 0; i < n; ++i)
-    x[static_cast<std::size_t>(i)] = static_cast<float>(amp * std::sin(2 * std::numbers::pi * f * i / rate + phase));
-  return x;
-}
+using erlmr::data::resample;
 
 /// Least-squares amplitude and frequency-matched error of y against a tone at f Hz (rate dst),
 /// ignoring `edge` samples at each end (zero padding makes the ends differ).
@@ -48,7 +45,7 @@ Fit fit_tone(const std::vector<float>& y, double f, int rate, int edge) {
 }  // namespace
 
 TEST_CASE("resample: a 1 kHz tone keeps its frequency, amplitude and phase (22050 -> 16000)") {
-  const auto x = tone(1000, 22050, 22050, 0.5);
+  const auto x = sine_tone(1000, 22050, 22050, 0.5);
   const auto y = resample(x, 22050, 16000);
   CHECK(y.size() == 16000);
   const Fit f = fit_tone(y, 1000, 16000, 64);
@@ -62,13 +59,13 @@ TEST_CASE("resample: a 1 kHz tone keeps its frequency, amplitude and phase (2205
 
 TEST_CASE("resample: pass band flat to 6 kHz, tones above the new Nyquist frequency removed") {
   for (double f : {100.0, 3000.0, 6000.0}) {
-    const Fit r = fit_tone(resample(tone(f, 22050, 22050), 22050, 16000), f, 16000, 64);
+    const Fit r = fit_tone(resample(sine_tone(f, 22050, 22050), 22050, 16000), f, 16000, 64);
     INFO("f = " << f);
     CHECK(r.amp == doctest::Approx(1.0).epsilon(2e-3));
   }
   for (double f : {8500.0, 9000.0, 10000.0, 11000.0}) {
     // A tone between 8 and 11.025 kHz would alias to 16000 - f; the filter must remove it.
-    const auto y = resample(tone(f, 22050, 22050), 22050, 16000);
+    const auto y = resample(sine_tone(f, 22050, 22050), 22050, 16000);
     const Fit r = fit_tone(y, 16000 - f, 16000, 64);
     INFO("f = " << f);
     CHECK(r.rms < 1e-3);  // below -57 dB of the input's 0.707
@@ -76,7 +73,7 @@ TEST_CASE("resample: pass band flat to 6 kHz, tones above the new Nyquist freque
 }
 
 TEST_CASE("resample: upsampling keeps a tone, DC is preserved, lengths round up") {
-  const auto y = resample(tone(440, 16000, 8000, 0.25), 16000, 22050);
+  const auto y = resample(sine_tone(440, 16000, 8000, 0.25), 16000, 22050);
   CHECK(y.size() == 11025);
   const Fit r = fit_tone(y, 440, 22050, 64);
   CHECK(r.amp == doctest::Approx(0.25).epsilon(1e-3));
@@ -89,20 +86,20 @@ TEST_CASE("resample: upsampling keeps a tone, DC is preserved, lengths round up"
 
   CHECK(resample(std::vector<float>(7, 1.0f), 3, 2).size() == 5);  // ceil(7 * 2 / 3)
   CHECK(resample({}, 22050, 16000).empty());
-  const auto same = tone(50, 1000, 100);
+  const auto same = sine_tone(50, 1000, 100);
   CHECK(resample(same, 1000, 1000) == same);
 }
 
 TEST_CASE("resample: rates with a large reduced denominator (no tabulation) give the same tone") {
   // 44100 -> 16001: dst / gcd = 16001 phases, computed on the fly.
-  const auto y = resample(tone(1000, 44100, 22050), 44100, 16001, 8);
+  const auto y = resample(sine_tone(1000, 44100, 22050), 44100, 16001, 8);
   const Fit r = fit_tone(y, 1000, 16001, 32);
   CHECK(r.amp == doctest::Approx(1.0).epsilon(2e-3));
   CHECK(r.max_err < 5e-3);
 }
 
 TEST_CASE("resample: deterministic") {
-  const auto x = tone(1234.5, 22050, 3000);
+  const auto x = sine_tone(1234.5, 22050, 3000);
   CHECK(resample(x, 22050, 16000) == resample(x, 22050, 16000));
 }
 

@@ -3,6 +3,8 @@
 // FormatError naming the file and the problem), and truncations / mutations.
 #include <doctest/doctest.h>
 
+#include "data/data_test_util.hpp"
+
 #include <erlmr/data/wav.hpp>
 
 #include <chrono>
@@ -16,24 +18,11 @@
 
 namespace {
 
+using erlmr::test::TempDir;
+
 using namespace erlmr::data;
 namespace fs = std::filesystem;
-using Bytes = std::vector<std::byte>;
-
-struct TempDir {
-  fs::path path;
-  TempDir() {
-    const auto stamp = std::chrono::steady_clock::now().time_since_epoch().count();
-    path = fs::temp_directory_path() / ("erlmr_test_wav_" + std::to_string(stamp) + "_" +
-                                        std::to_string(std::random_device{}()));
-    fs::create_directories(path);
-  }
-  ~TempDir() {
-    std::error_code ec;
-    fs::remove_all(path, ec);
-  }
-  std::string file(const std::string& name) const { return (path / name).string(); }
-};
+using erlmr::test::Bytes;
 
 void le(Bytes& b, std::uint64_t v, int n) {
   for (int i = 0; i < n; ++i) b.push_back(std::byte{static_cast<unsigned char>(v >> (8 * i) & 0xFF)});
@@ -89,22 +78,12 @@ Bytes simple(const Bytes& fmt, const Bytes& data) {
   return riff(c);
 }
 
-void expect_error(const Bytes& b, const std::string& name, const std::string& problem) {
-  INFO(name);
-  bool threw = false;
-  try {
-    (void)parse_wav(b.data(), b.size(), name);
-  } catch (const FormatError& e) {
-    threw = true;
-    const std::string what = e.what();
-    INFO(what);
-    CHECK(what.rfind(name + ": byte ", 0) == 0);
-    CHECK(e.problem().find(problem) != std::string::npos);
-  }
-  CHECK(threw);
+void expect_wav_error(const Bytes& b, const std::string& name, const std::string& problem) {
+  erlmr::test::expect_format_error([](const Bytes& x, const std::string& n) { (void)parse_wav(x.data(), x.size(), n); }, b, name,
+                                    problem);
 }
 
-void parse_must_not_misbehave(const Bytes& b) {
+void wav_must_not_misbehave(const Bytes& b) {
   try {
     const Wav w = parse_wav(b.data(), b.size(), "mutant.wav");
     CHECK(w.channels >= 1);
@@ -203,7 +182,7 @@ TEST_CASE("every sample format, hand-written bytes") {
 }
 
 TEST_CASE("write_wav round trips: PCM16 and float32, through files") {
-  TempDir dir;
+  TempDir dir("wav");
   Wav w;
   w.sample_rate = 16000;
   w.channels = 2;
@@ -246,43 +225,43 @@ TEST_CASE("malformed inputs throw FormatError naming the file and the problem") 
   le(pcm, 0x5678, 2);
   const Bytes good = simple(fmt_body(1, 1, 8000, 16), pcm);
   CHECK_NOTHROW((void)parse_wav(good, "good.wav"));
-  expect_error({}, "empty.wav", "empty input");
-  expect_error(Bytes(good.begin(), good.begin() + 10), "short.wav", "ends inside the 12-byte RIFF/WAVE header");
+  expect_wav_error({}, "empty.wav", "empty input");
+  expect_wav_error(Bytes(good.begin(), good.begin() + 10), "short.wav", "ends inside the 12-byte RIFF/WAVE header");
   {
     Bytes b = good;
     b[0] = std::byte{'R'}, b[1] = std::byte{'I'}, b[2] = std::byte{'F'}, b[3] = std::byte{'X'};
-    expect_error(b, "magic.wav", "bad magic: expected 'RIFF', got 'RIFX'");
+    expect_wav_error(b, "magic.wav", "bad magic: expected 'RIFF', got 'RIFX'");
     b = good;
     b[8] = std::byte{'A'};
-    expect_error(b, "avi.wav", "not a WAVE file");
+    expect_wav_error(b, "avi.wav", "not a WAVE file");
   }
-  expect_error(Bytes(good.begin(), good.end() - 1), "trunc.wav", "truncated: RIFF size 40 needs 48 bytes");
-  expect_error(riff({}, 2), "riff_small.wav", "RIFF size 2 is smaller");
-  expect_error(riff({}), "nochunks.wav", "no 'fmt ' chunk");
+  expect_wav_error(Bytes(good.begin(), good.end() - 1), "trunc.wav", "truncated: RIFF size 40 needs 48 bytes");
+  expect_wav_error(riff({}, 2), "riff_small.wav", "RIFF size 2 is smaller");
+  expect_wav_error(riff({}), "nochunks.wav", "no 'fmt ' chunk");
   {
     Bytes c;
     chunk(c, "fmt ", fmt_body(1, 1, 8000, 16));
-    expect_error(riff(c), "nodata.wav", "no 'data' chunk");
+    expect_wav_error(riff(c), "nodata.wav", "no 'data' chunk");
     Bytes t = c;
     t.push_back(std::byte{'d'});
     t.push_back(std::byte{'a'});
-    expect_error(riff(t), "cut_header.wav", "truncated chunk header: 2 bytes left");
+    expect_wav_error(riff(t), "cut_header.wav", "truncated chunk header: 2 bytes left");
     Bytes big = c;
     chunk(big, "data", pcm, 0x7FFFFFF0);
-    expect_error(riff(big), "data_size.wav", "chunk 'data' size 2147483632 exceeds the 4 bytes left");
+    expect_wav_error(riff(big), "data_size.wav", "chunk 'data' size 2147483632 exceeds the 4 bytes left");
     Bytes list;
     chunk(list, "LIST", pcm, 0xFFFFFFFF);
-    expect_error(riff(list), "list_size.wav", "chunk 'LIST' size 4294967295 exceeds");
+    expect_wav_error(riff(list), "list_size.wav", "chunk 'LIST' size 4294967295 exceeds");
     Bytes odd = c;
     chunk(odd, "data", Bytes(3, std::byte{0}));
-    expect_error(riff(odd), "partial_frame.wav", "truncated data: 'data' chunk size 3 is not a multiple of the 2-byte");
+    expect_wav_error(riff(odd), "partial_frame.wav", "truncated data: 'data' chunk size 3 is not a multiple of the 2-byte");
     Bytes dup = c;
     chunk(dup, "fmt ", fmt_body(1, 1, 8000, 16));
-    expect_error(riff(dup), "dup_fmt.wav", "duplicate 'fmt ' chunk");
+    expect_wav_error(riff(dup), "dup_fmt.wav", "duplicate 'fmt ' chunk");
     Bytes dd = c;
     chunk(dd, "data", pcm);
     chunk(dd, "data", pcm);
-    expect_error(riff(dd), "dup_data.wav", "duplicate 'data' chunk");
+    expect_wav_error(riff(dd), "dup_data.wav", "duplicate 'data' chunk");
   }
   {
     Bytes c;
@@ -290,38 +269,38 @@ TEST_CASE("malformed inputs throw FormatError naming the file and the problem") 
     f.resize(14);
     chunk(c, "fmt ", f);
     chunk(c, "data", pcm);
-    expect_error(riff(c), "fmt_short.wav", "'fmt ' chunk size 14 is smaller than 16");
+    expect_wav_error(riff(c), "fmt_short.wav", "'fmt ' chunk size 14 is smaller than 16");
   }
-  expect_error(simple(fmt_body(2, 1, 8000, 4), pcm), "adpcm.wav", "unsupported format tag 2");
-  expect_error(simple(fmt_body(0x55, 1, 8000, 16), pcm), "mp3.wav", "unsupported format tag 85");
-  expect_error(simple(fmt_body(1, 0, 8000, 16), pcm), "ch0.wav", "channel count 0 outside [1, 64]");
-  expect_error(simple(fmt_body(1, 65, 8000, 16), pcm), "ch65.wav", "channel count 65 outside [1, 64]");
-  expect_error(simple(fmt_body(1, 1, 0, 16), pcm), "rate0.wav", "sample rate 0 outside");
-  expect_error(simple(fmt_body(1, 1, 0x80000000u, 16), pcm), "rate_big.wav", "sample rate 2147483648 outside");
-  expect_error(simple(fmt_body(1, 1, 8000, 12), pcm), "bits12.wav", "unsupported PCM bits per sample 12");
-  expect_error(simple(fmt_body(1, 1, 8000, 0), pcm), "bits0.wav", "unsupported PCM bits per sample 0");
-  expect_error(simple(fmt_body(3, 1, 8000, 64), pcm), "f64.wav", "unsupported float bits per sample 64");
-  expect_error(simple(fmt_body(3, 1, 8000, 16), pcm), "f16.wav", "unsupported float bits per sample 16");
-  expect_error(simple(fmt_body(1, 2, 8000, 16, 1, 2), pcm), "align.wav", "block align 2 differs from 2 channels x 2 bytes");
-  expect_error(simple(fmt_body(1, 1, 8000, 16, 1, 0), pcm), "align0.wav", "block align 0 differs");
+  expect_wav_error(simple(fmt_body(2, 1, 8000, 4), pcm), "adpcm.wav", "unsupported format tag 2");
+  expect_wav_error(simple(fmt_body(0x55, 1, 8000, 16), pcm), "mp3.wav", "unsupported format tag 85");
+  expect_wav_error(simple(fmt_body(1, 0, 8000, 16), pcm), "ch0.wav", "channel count 0 outside [1, 64]");
+  expect_wav_error(simple(fmt_body(1, 65, 8000, 16), pcm), "ch65.wav", "channel count 65 outside [1, 64]");
+  expect_wav_error(simple(fmt_body(1, 1, 0, 16), pcm), "rate0.wav", "sample rate 0 outside");
+  expect_wav_error(simple(fmt_body(1, 1, 0x80000000u, 16), pcm), "rate_big.wav", "sample rate 2147483648 outside");
+  expect_wav_error(simple(fmt_body(1, 1, 8000, 12), pcm), "bits12.wav", "unsupported PCM bits per sample 12");
+  expect_wav_error(simple(fmt_body(1, 1, 8000, 0), pcm), "bits0.wav", "unsupported PCM bits per sample 0");
+  expect_wav_error(simple(fmt_body(3, 1, 8000, 64), pcm), "f64.wav", "unsupported float bits per sample 64");
+  expect_wav_error(simple(fmt_body(3, 1, 8000, 16), pcm), "f16.wav", "unsupported float bits per sample 16");
+  expect_wav_error(simple(fmt_body(1, 2, 8000, 16, 1, 2), pcm), "align.wav", "block align 2 differs from 2 channels x 2 bytes");
+  expect_wav_error(simple(fmt_body(1, 1, 8000, 16, 1, 0), pcm), "align0.wav", "block align 0 differs");
   {
     Bytes f = fmt_body(0xFFFE, 1, 8000, 16, 1);
     f.resize(30);
-    expect_error(simple(f, pcm), "ext_short.wav", "WAVE_FORMAT_EXTENSIBLE 'fmt ' chunk size 30 is smaller than 40");
+    expect_wav_error(simple(f, pcm), "ext_short.wav", "WAVE_FORMAT_EXTENSIBLE 'fmt ' chunk size 30 is smaller than 40");
     f = fmt_body(0xFFFE, 1, 8000, 16, 2);
-    expect_error(simple(f, pcm), "ext_adpcm.wav", "unsupported WAVE_FORMAT_EXTENSIBLE subformat GUID");
+    expect_wav_error(simple(f, pcm), "ext_adpcm.wav", "unsupported WAVE_FORMAT_EXTENSIBLE subformat GUID");
     f = fmt_body(0xFFFE, 1, 8000, 16, 1);
     f[30] = std::byte{0x11};  // GUID tail
-    expect_error(simple(f, pcm), "ext_guid.wav", "unsupported WAVE_FORMAT_EXTENSIBLE subformat GUID");
+    expect_wav_error(simple(f, pcm), "ext_guid.wav", "unsupported WAVE_FORMAT_EXTENSIBLE subformat GUID");
     f = fmt_body(0xFFFE, 1, 8000, 16, 1);
     f[18] = std::byte{20};  // valid bits 20 > 16
-    expect_error(simple(f, pcm), "ext_valid.wav", "valid bits per sample 20 exceed");
+    expect_wav_error(simple(f, pcm), "ext_valid.wav", "valid bits per sample 20 exceed");
     f = fmt_body(0xFFFE, 1, 8000, 16, 1);
     f[16] = std::byte{0};  // cbSize 0
-    expect_error(simple(f, pcm), "ext_cb.wav", "extension size 0 is smaller than 22");
+    expect_wav_error(simple(f, pcm), "ext_cb.wav", "extension size 0 is smaller than 22");
   }
   // through a file: the message starts with the path and the offset points at the field
-  TempDir dir;
+  TempDir dir("wav");
   const Bytes b = simple(fmt_body(1, 1, 8000, 12), pcm);
   {
     std::FILE* f = std::fopen(dir.file("bits.wav").c_str(), "wb");
@@ -355,12 +334,12 @@ TEST_CASE("every truncation and many single-byte mutations fail only with Format
   std::size_t n = 0;
   for (const auto& in : inputs) {
     for (std::size_t k = 0; k < in.size(); ++k, ++n)
-      parse_must_not_misbehave(Bytes(in.begin(), in.begin() + static_cast<std::ptrdiff_t>(k)));
+      wav_must_not_misbehave(Bytes(in.begin(), in.begin() + static_cast<std::ptrdiff_t>(k)));
     for (std::size_t i = 0; i < in.size(); ++i)
       for (unsigned v : {0x00u, 0xFFu, 0x7Fu, 0x80u, 0x01u, 0x03u, 0xFEu}) {
         Bytes m = in;
         m[i] = std::byte{static_cast<unsigned char>(v)};
-        parse_must_not_misbehave(m);
+        wav_must_not_misbehave(m);
         ++n;
       }
   }
