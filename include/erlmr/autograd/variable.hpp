@@ -92,13 +92,19 @@ struct NodeBase {
   virtual void accumulate_adjoint_into_grad() = 0;
 };
 
-// One term aᵀ·x of a weight gradient kept in factored form: a is (rows, out), x is
-// (rows, in), both real and row-major, so the term is an (out, in) matrix that is never
-// formed. A linear layer's weight gradient is exactly such a term (a: the output
-// adjoint, x: the input); see grad_factored in backward.hpp.
+// One term aᵀ·x of a weight gradient kept in factored form: a is (..., out), x is
+// (..., in) with the same number of rows (the product of the leading axes), both real
+// and row-major, so the term is an (out, in) matrix that is never formed. A linear
+// layer's weight gradient is exactly such a term (a: the output adjoint, x: the input);
+// see grad_factored in backward.hpp.
 template <class T, class D = CpuDevice> struct GradFactor {
   Tensor<T, D> a, x;
-  std::int64_t rows = 0;
+  // Rows of the factors as matrices with `cols` columns (out for a, in for x).
+  static std::int64_t rows_of(const Tensor<T, D>& t, std::int64_t cols) { return cols > 0 ? t.numel() / cols : 0; }
+  // Whether the term is an (out × in) matrix: a and x have out and in columns and as many rows.
+  bool fits(std::int64_t out, std::int64_t in) const {
+    return out > 0 && in > 0 && a.numel() % out == 0 && x.numel() % in == 0 && rows_of(a, out) == rows_of(x, in);
+  }
 };
 
 // A node on device D holds its value, gradient and adjoint on D; the tape itself
@@ -244,12 +250,13 @@ template <class T, class D> void add_grad(const Var<T, D>& v, Tensor<T, D> g) {
 template <class T, class D> bool wants_grad_factors(const Var<T, D>& v) {
   return v.requires_grad() && v.node()->factor_sink != nullptr;
 }
-// Records aᵀ·x (a: (rows, out), x: (rows, in)) as a term of v's gradient.
-template <class T, class D> void add_grad_factor(const Var<T, D>& v, Tensor<T, D> a, Tensor<T, D> x, std::int64_t rows) {
-  if (a.numel() != rows * v.shape()[0] || x.numel() != rows * v.shape()[1])
-    throw AutogradError(std::string("add_grad_factor: factors of ") + std::to_string(a.numel()) + " and " +
-                        std::to_string(x.numel()) + " elements do not make a gradient of shape " + v.shape().str());
-  v.node()->factor_sink->push_back({std::move(a), std::move(x), rows});
+// Records aᵀ·x (a: (..., out), x: (..., in), as many rows) as a term of v's gradient.
+template <class T, class D> void add_grad_factor(const Var<T, D>& v, Tensor<T, D> a, Tensor<T, D> x) {
+  GradFactor<T, D> f{std::move(a), std::move(x)};
+  if (v.shape().rank() != 2 || !f.fits(v.shape()[0], v.shape()[1]))
+    throw AutogradError(std::string("add_grad_factor: factors of ") + std::to_string(f.a.numel()) + " and " +
+                        std::to_string(f.x.numel()) + " elements do not make a gradient of shape " + v.shape().str());
+  v.node()->factor_sink->push_back(std::move(f));
 }
 
 }  // namespace erlmr

@@ -34,31 +34,13 @@ template <RealScalar R, class D> void gram_add(GradGram& m, const Tensor<R, D>& 
     m.v12 += v[1];
     m.v22 += v[2];
   } else {
-    // Double-precision sums with 8 interleaved partial sums per quantity (vectorisable, and a
-    // fixed order: the result depends only on the data).
+    // Double-precision sums in a fixed order (the result depends only on the data).
     const R* a = ta.data();
     const R* b = tb.data();
     const std::int64_t n = ta.numel();
-    double s11[8] = {}, s12[8] = {}, s22[8] = {};
-    std::int64_t k = 0;
-    for (; k + 8 <= n; k += 8)
-      for (int l = 0; l < 8; ++l) {
-        const double x = double(a[k + l]), y = double(b[k + l]);
-        s11[l] += x * x;
-        s12[l] += x * y;
-        s22[l] += y * y;
-      }
-    for (int l = 0; k < n; ++k, ++l) {
-      const double x = double(a[k]), y = double(b[k]);
-      s11[l] += x * x;
-      s12[l] += x * y;
-      s22[l] += y * y;
-    }
-    for (int l = 0; l < 8; ++l) {
-      m.v11 += s11[l];
-      m.v12 += s12[l];
-      m.v22 += s22[l];
-    }
+    m.v11 += erlmr::detail::dot_sum8(a, a, n);
+    m.v12 += erlmr::detail::dot_sum8(a, b, n);
+    m.v22 += erlmr::detail::dot_sum8(b, b, n);
   }
 }
 }  // namespace detail

@@ -166,7 +166,7 @@ template <Scalar T> Var<T> linear(const Var<T>& x, const Var<T>& w, const Var<T>
     bool factored = false;  // real weights only: G_W = Gᵀ·x left as its two factors (grad_factored)
     if constexpr (RealScalar<T>) factored = wants_grad_factors(w);
     if (factored) {
-      add_grad_factor(w, g, x.value(), rows);
+      add_grad_factor(w, g, x.value());
     } else if (w.requires_grad()) {  // G_W = Gᵀ·conj(x)
       Tensor<T> gw(w.shape());
       detail::gemm_into<T>(detail::mmat(gw, out, in), G.transpose(), detail::cmat(x.value(), rows, in).conjugate(), false);
@@ -201,7 +201,7 @@ Var<std::complex<R>> linear(const Var<std::complex<R>>& x, const Var<R>& w, cons
       add_grad(x, detail::unstack_parts(gx, x.shape()));
     }
     if (wants_grad_factors(w)) {  // G_W = [Re G; Im G]ᵀ·[Re x; Im x], left as its two factors
-      add_grad_factor(w, gs, xsk, 2 * rows);
+      add_grad_factor(w, gs, xsk);
     } else if (w.requires_grad()) {
       Tensor<R> gw(w.shape());
       detail::gemm_into<R>(detail::mmat(gw, out, in), G.transpose(), detail::cmat(xsk, 2 * rows, in), false);
@@ -223,13 +223,30 @@ Var<std::complex<R>> linear(const Var<std::complex<R>>& x, const Var<R>& w, cons
 // ---- gradients in factored form (grad_factored in autograd/backward.hpp) -------------
 namespace erlmr {
 
+namespace detail {
+// Σ a[k]·b[k] in double with 8 interleaved partial sums (vectorisable, and a fixed order:
+// the result depends only on the data).
+template <RealScalar R> double dot_sum8(const R* a, const R* b, std::int64_t n) {
+  double s[8] = {};
+  std::int64_t k = 0;
+  for (; k + 8 <= n; k += 8)
+    for (int l = 0; l < 8; ++l) s[l] += double(a[k + l]) * double(b[k + l]);
+  for (int l = 0; k < n; ++k, ++l) s[l] += double(a[k]) * double(b[k]);
+  double t = 0;
+  for (double x : s) t += x;
+  return t;
+}
+}  // namespace detail
+
 // The gradient as one dense tensor: dense + Σ aᵀ·x.
 template <RealScalar R> Tensor<R> to_dense(const Gradient<R>& g) {
   Tensor<R> d = g.dense.defined() ? g.dense.clone() : Tensor<R>::zeros(g.shape);
   if (g.shape.rank() != 2 && !g.terms.empty()) throw ShapeError("to_dense: factored gradient of shape " + g.shape.str() + " is not 2-D");
   for (const auto& t : g.terms) {
     const std::int64_t out = g.shape[0], in = g.shape[1];
-    detail::gemm_into<R>(detail::mmat(d, out, in), detail::cmat(t.a, t.rows, out).transpose(), detail::cmat(t.x, t.rows, in), true);
+    if (!t.fits(out, in)) throw ShapeError("to_dense: a factored term does not fit the gradient's shape " + g.shape.str());
+    const std::int64_t rows = t.rows_of(t.a, out);
+    detail::gemm_into<R>(detail::mmat(d, out, in), detail::cmat(t.a, rows, out).transpose(), detail::cmat(t.x, rows, in), true);
   }
   return d;
 }
@@ -272,26 +289,27 @@ std::array<double, 3> factored_gram(std::span<const GradFactor<R>> f, std::span<
   for (auto& pr : pairs) {
     const GradFactor<R>& u = *pr.u;
     const GradFactor<R>& v = *pr.v;
-    if (u.a.numel() != u.rows * out || v.a.numel() != v.rows * out || u.x.numel() != u.rows * in || v.x.numel() != v.rows * in)
+    if (!u.fits(out, in) || !v.fits(out, in))
       throw ShapeError("factored_gram: factors do not match a gradient of shape (" + std::to_string(out) + ", " +
                        std::to_string(in) + ")");
+    const std::int64_t ur = u.rows_of(u.a, out), vr = v.rows_of(v.a, out);
     pr.p = prods.size();
-    prods.push_back({u.a.data(), v.a.data(), u.rows, v.rows, out, false, Tensor<R>()});
+    prods.push_back({u.a.data(), v.a.data(), ur, vr, out, false, Tensor<R>()});
     pr.q = prods.size();
     for (std::size_t k = 0; k < prods.size(); ++k) {
       const Product& c = prods[k];
       if (!c.is_x) continue;
-      if (c.l == u.x.data() && c.r == v.x.data() && c.rl == u.rows && c.rr == v.rows) {
+      if (c.l == u.x.data() && c.r == v.x.data() && c.rl == ur && c.rr == vr) {
         pr.q = k;
         break;
       }
-      if (c.l == v.x.data() && c.r == u.x.data() && c.rl == v.rows && c.rr == u.rows) {
+      if (c.l == v.x.data() && c.r == u.x.data() && c.rl == vr && c.rr == ur) {
         pr.q = k;
         pr.q_transposed = true;
         break;
       }
     }
-    if (pr.q == prods.size()) prods.push_back({u.x.data(), v.x.data(), u.rows, v.rows, in, true, Tensor<R>()});
+    if (pr.q == prods.size()) prods.push_back({u.x.data(), v.x.data(), ur, vr, in, true, Tensor<R>()});
   }
   CpuDevice::parallel_for(std::int64_t(prods.size()), 1, [&](std::int64_t b, std::int64_t e) {
     for (std::int64_t k = b; k < e; ++k) {
@@ -307,19 +325,15 @@ std::array<double, 3> factored_gram(std::span<const GradFactor<R>> f, std::span<
     const Product& Q = prods[pr.q];
     const R* pm = P.m.data();
     const R* qm = Q.m.data();
-    const std::int64_t n = P.rl * P.rr;
-    double s[8] = {};
+    double t = 0;
     if (!pr.q_transposed) {
-      std::int64_t k = 0;
-      for (; k + 8 <= n; k += 8)
-        for (int l = 0; l < 8; ++l) s[l] += double(pm[k + l]) * double(qm[k + l]);
-      for (int l = 0; k < n; ++k, ++l) s[l] += double(pm[k]) * double(qm[k]);
+      t = detail::dot_sum8(pm, qm, P.rl * P.rr);
     } else {
+      double s[8] = {};
       for (std::int64_t r = 0; r < P.rl; ++r)
         for (std::int64_t c = 0; c < P.rr; ++c) s[c & 7] += double(pm[r * P.rr + c]) * double(qm[c * P.rl + r]);
+      for (double x : s) t += x;
     }
-    double t = 0;
-    for (double x : s) t += x;
     v[std::size_t(pr.which)] += pr.weight * t;
   }
   return v;
