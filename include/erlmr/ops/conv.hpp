@@ -129,7 +129,8 @@ Var<T> conv2d(const Var<T>& x, const Var<T>& w, const Var<T>& b = Var<T>(), std:
   const std::int64_t hw = g.ho * g.wo, K = g.patch(), P = g.positions();
   Tensor<T> cols = detail::im2col(x.value(), g);
   Tensor<T> yt(Shape{g.o, P});
-  detail::gemm_into<T>(detail::mmat(yt, g.o, P), detail::cmat(w.value(), g.o, K), detail::cmat(cols, K, P), false);
+  if constexpr (RealScalar<T>) detail::product_ab<T>(detail::mmat(yt, g.o, P), detail::cmat(w.value(), g.o, K), detail::cmat(cols, K, P), false);
+  else detail::gemm_into<T>(detail::mmat(yt, g.o, P), detail::cmat(w.value(), g.o, K), detail::cmat(cols, K, P), false);
   if (b.defined()) detail::mmat(yt, g.o, P).colwise() += detail::cmat(b.value(), g.o, 1).col(0);
   Tensor<T> y(Shape{g.n, g.o, g.ho, g.wo});
   detail::onhw_to_nohw(yt.data(), y.data(), g.n, g.o, hw);
@@ -144,7 +145,8 @@ Var<T> conv2d(const Var<T>& x, const Var<T>& w, const Var<T>& b = Var<T>(), std:
     }
     if (x.requires_grad()) {
       Tensor<T> gc(Shape{K, P});
-      detail::gemm_into<T>(detail::mmat(gc, K, P), detail::cmat(w.value(), g.o, K).adjoint(), G, false);
+      if constexpr (RealScalar<T>) detail::product_atb<T>(detail::mmat(gc, K, P), detail::cmat(w.value(), g.o, K), G, false);
+      else detail::gemm_into<T>(detail::mmat(gc, K, P), detail::cmat(w.value(), g.o, K).adjoint(), G, false);
       add_grad(x, detail::col2im(gc, g, x.shape()));
     }
     if (b.defined() && b.requires_grad()) {

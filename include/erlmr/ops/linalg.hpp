@@ -19,6 +19,7 @@
 
 #include "erlmr/autograd/backward.hpp"
 #include "erlmr/ops/elementwise.hpp"
+#include "erlmr/simd/gemm.hpp"
 
 namespace erlmr {
 
@@ -62,6 +63,38 @@ void gemm_into(MatRef<T> C, const EA& A, const EB& B, bool accumulate) {
 
 template <class T> CMatRef<T> cmat(const Tensor<T>& t, std::int64_t r, std::int64_t c) { return CMatRef<T>(t.data(), r, c); }
 template <class T> MatRef<T> mmat(const Tensor<T>& t, std::int64_t r, std::int64_t c) { return MatRef<T>(t.data(), r, c); }
+
+// Real products with a thin side (at most kThinMax rows: the batch side of every product
+// in ERL-MR's step, the output channels of a convolution) go through simd::gemm_nn, which
+// reads the big operand (a weight, im2col's columns) in place instead of packing it; the
+// thin operand is transposed when the kernel needs it so. Otherwise, or without SIMD, Eigen
+// (gemm_into).
+inline constexpr std::int64_t kThinMax = 1024;
+template <RealScalar R> bool thin_product(std::int64_t thin) { return thin <= kThinMax && simd::gemm_available(); }
+
+// C (=|+=) A·B, A thin (m × k).
+template <RealScalar R> void product_ab(MatRef<R> C, CMatRef<R> A, CMatRef<R> B, bool accumulate) {
+  const std::int64_t m = A.rows(), k = A.cols(), n = B.cols();
+  if (!thin_product<R>(m)) return gemm_into<R>(C, A, B, accumulate);
+  simd::gemm_nn<R>(m, n, k, A.data(), k, B.data(), n, C.data(), n, accumulate);
+}
+// C (=|+=) Aᵀ·B, A (k × m) with m or k thin: Aᵀ is formed (m·k elements) and read by rows.
+template <RealScalar R> void product_atb(MatRef<R> C, CMatRef<R> A, CMatRef<R> B, bool accumulate) {
+  const std::int64_t k = A.rows(), m = A.cols(), n = B.cols();
+  if (!thin_product<R>(std::min(m, k))) return gemm_into<R>(C, A.transpose(), B, accumulate);
+  Tensor<R> at(Shape{m, k});
+  mmat(at, m, k) = A.transpose();
+  simd::gemm_nn<R>(m, n, k, at.data(), k, B.data(), n, C.data(), n, accumulate);
+}
+// C = A·Bᵀ (A: m × k thin, B: n × k), as Cᵀ = B·Aᵀ so that B is read in place.
+template <RealScalar R> void product_abt(MatRef<R> C, CMatRef<R> A, CMatRef<R> B) {
+  const std::int64_t m = A.rows(), k = A.cols(), n = B.rows();
+  if (!thin_product<R>(m)) return gemm_into<R>(C, A, B.transpose(), false);
+  Tensor<R> at(Shape{k, m}), ct(Shape{n, m});
+  mmat(at, k, m) = A.transpose();
+  simd::gemm_nn<R>(n, m, k, B.data(), k, at.data(), m, ct.data(), m, false);
+  C = cmat(ct, n, m).transpose();
+}
 
 // [Re z; Im z] as a (2m, k) real matrix (the stacked form of a complex (m, k) matrix).
 template <class R> Tensor<R> stack_parts(const Tensor<std::complex<R>>& z, std::int64_t m, std::int64_t k) {
@@ -154,13 +187,15 @@ template <Scalar T> Var<T> linear(const Var<T>& x, const Var<T>& w, const Var<T>
   const auto [in, out, rows, ys] = detail::linear_dims(x.shape(), w.shape(), b.defined() ? &b.shape() : nullptr);
   Tensor<T> y(ys);
   auto Y = detail::mmat(y, rows, out);
-  detail::gemm_into<T>(Y, detail::cmat(x.value(), rows, in), detail::cmat(w.value(), out, in).transpose(), false);
+  if constexpr (RealScalar<T>) detail::product_abt<T>(Y, detail::cmat(x.value(), rows, in), detail::cmat(w.value(), out, in));
+  else detail::gemm_into<T>(Y, detail::cmat(x.value(), rows, in), detail::cmat(w.value(), out, in).transpose(), false);
   if (b.defined()) Y.rowwise() += detail::cmat(b.value(), 1, out).row(0);
   auto rule = [x, w, b, rows, in, out](const Tensor<T>& g) {
     const auto G = detail::cmat(g, rows, out);
     if (x.requires_grad()) {  // G_x = G·conj(W)
       Tensor<T> gx(x.shape());
-      detail::gemm_into<T>(detail::mmat(gx, rows, in), G, detail::cmat(w.value(), out, in).conjugate(), false);
+      if constexpr (RealScalar<T>) detail::product_ab<T>(detail::mmat(gx, rows, in), G, detail::cmat(w.value(), out, in), false);
+      else detail::gemm_into<T>(detail::mmat(gx, rows, in), G, detail::cmat(w.value(), out, in).conjugate(), false);
       add_grad(x, std::move(gx));
     }
     bool factored = false;  // real weights only: G_W = Gᵀ·x left as its two factors (grad_factored)
@@ -169,7 +204,8 @@ template <Scalar T> Var<T> linear(const Var<T>& x, const Var<T>& w, const Var<T>
       add_grad_factor(w, g, x.value());
     } else if (w.requires_grad()) {  // G_W = Gᵀ·conj(x)
       Tensor<T> gw(w.shape());
-      detail::gemm_into<T>(detail::mmat(gw, out, in), G.transpose(), detail::cmat(x.value(), rows, in).conjugate(), false);
+      if constexpr (RealScalar<T>) detail::product_atb<T>(detail::mmat(gw, out, in), G, detail::cmat(x.value(), rows, in), false);
+      else detail::gemm_into<T>(detail::mmat(gw, out, in), G.transpose(), detail::cmat(x.value(), rows, in).conjugate(), false);
       add_grad(w, std::move(gw));
     }
     if (b.defined() && b.requires_grad()) {  // G_b = Σ_rows G (rows summed in order)
@@ -190,21 +226,21 @@ Var<std::complex<R>> linear(const Var<std::complex<R>>& x, const Var<R>& w, cons
   const Tensor<R> xsk = detail::stack_parts(x.value(), rows, in);  // [Re x; Im x]
   Tensor<R> ysk(Shape{2 * rows, out});
   auto Y = detail::mmat(ysk, 2 * rows, out);
-  detail::gemm_into<R>(Y, detail::cmat(xsk, 2 * rows, in), detail::cmat(w.value(), out, in).transpose(), false);
+  detail::product_abt<R>(Y, detail::cmat(xsk, 2 * rows, in), detail::cmat(w.value(), out, in));
   if (b.defined()) Y.rowwise() += detail::cmat(b.value(), 1, out).row(0);
   auto rule = [x, w, b, xsk, rows, in, out](const Tensor<C>& g) {
     const Tensor<R> gs = detail::stack_parts(g, rows, out);
     const auto G = detail::cmat(gs, 2 * rows, out);
     if (x.requires_grad()) {
       Tensor<R> gx(Shape{2 * rows, in});
-      detail::gemm_into<R>(detail::mmat(gx, 2 * rows, in), G, detail::cmat(w.value(), out, in), false);
+      detail::product_ab<R>(detail::mmat(gx, 2 * rows, in), G, detail::cmat(w.value(), out, in), false);
       add_grad(x, detail::unstack_parts(gx, x.shape()));
     }
     if (wants_grad_factors(w)) {  // G_W = [Re G; Im G]ᵀ·[Re x; Im x], left as its two factors
       add_grad_factor(w, gs, xsk);
     } else if (w.requires_grad()) {
       Tensor<R> gw(w.shape());
-      detail::gemm_into<R>(detail::mmat(gw, out, in), G.transpose(), detail::cmat(xsk, 2 * rows, in), false);
+      detail::product_atb<R>(detail::mmat(gw, out, in), G, detail::cmat(xsk, 2 * rows, in), false);
       add_grad(w, std::move(gw));
     }
     if (b.defined() && b.requires_grad()) {
@@ -246,7 +282,7 @@ template <RealScalar R> Tensor<R> to_dense(const Gradient<R>& g) {
     const std::int64_t out = g.shape[0], in = g.shape[1];
     if (!t.fits(out, in)) throw ShapeError("to_dense: a factored term does not fit the gradient's shape " + g.shape.str());
     const std::int64_t rows = t.rows_of(t.a, out);
-    detail::gemm_into<R>(detail::mmat(d, out, in), detail::cmat(t.a, rows, out).transpose(), detail::cmat(t.x, rows, in), true);
+    detail::product_atb<R>(detail::mmat(d, out, in), detail::cmat(t.a, rows, out), detail::cmat(t.x, rows, in), true);
   }
   return d;
 }

@@ -1,0 +1,142 @@
+// erlmr/simd/gemm.hpp — a real matrix product that reads its right operand in place.
+//
+//   gemm_nn(M, N, K, A, lda, B, ldb, C, ldc, accumulate):  C (=|+=) A·B
+//   A (M×K), B (K×N), C (M×N), all row-major with leading dimensions lda, ldb, ldc.
+//
+// Why: ERL-MR's products all have one thin side — at batch 16 the shared projection's
+// 1584 × 3168 weight meets 4B = 64 rows — and a general GEMM (Eigen's) copies both operands
+// into packed panels in every product, so the 20 MB weight is copied five times per step;
+// packing was 16 % of the step's profile. Here nothing is packed:
+//   - C is cut into column strips of kStrip columns (or, when N is narrow, into blocks of
+//     kRowBlock rows); threads take whole strips/blocks (CpuDevice::parallel_for);
+//   - within a strip, a micro-kernel keeps an MR × (NV·L) tile of C in registers (L = SIMD
+//     lanes; MR = 6, NV = 4: 24 accumulators) and for each k loads NV vectors of B's row k
+//     and broadcasts MR elements of A's column k — B's strip (kc rows × NV·L columns) stays
+//     in L2 and is reused by every MR-row block of A; K is cut into blocks of kc rows;
+//   - a transposed operand is handled by the caller: ops/linalg.hpp transposes the thin
+//     operand (cheap) or computes Cᵀ = Bᵀ·Aᵀ so that the big operand is the one read in place.
+// Numerics: every element of C is one fused multiply-add chain over k in increasing order,
+// starting from C's value (accumulate) or zero — the same in every code path (full tiles,
+// row and column remainders, the scalar tail, any strip or thread split), so the result
+// does not depend on the thread count. It differs from Eigen's product by the summation
+// order only (the float64 fixture tests hold to 1e-10).
+// Compiled with xsimd (ERLMR_USE_XSIMD); available() says whether it may be used (the
+// callers fall back to Eigen otherwise, and when simd::set_enabled(false)).
+#pragma once
+#include <algorithm>
+#include <cmath>
+#include <cstdint>
+#include <stdexcept>
+
+#include "erlmr/core/device.hpp"
+#include "erlmr/core/scalar.hpp"
+#include "erlmr/simd/kernels.hpp"
+
+namespace erlmr::simd {
+
+inline bool gemm_available() { return enabled(); }
+
+#ifdef ERLMR_USE_XSIMD
+namespace gemm_detail {
+
+inline constexpr int kMR = 6;               // rows of A per micro-tile
+inline constexpr int kNV = 4;               // SIMD vectors of C per micro-tile row
+inline constexpr std::int64_t kKc = 1024;   // rows of B per k-block (the strip stays in L2)
+inline constexpr std::int64_t kRowBlock = 96;  // rows of C per task when C is narrow (a multiple of kMR)
+
+// C[0:MR, 0:NV·L] (=|+=) A[0:MR, 0:K] · B[0:K, 0:NV·L]: the register tile.
+template <class R, int MR, int NV>
+inline void micro(const R* __restrict A, std::int64_t lda, const R* __restrict B, std::int64_t ldb, R* __restrict C,
+                  std::int64_t ldc, std::int64_t K, bool acc) {
+  using V = xsimd::batch<R>;
+  constexpr int L = int(V::size);
+  V c[MR][NV];
+  for (int r = 0; r < MR; ++r)
+    for (int v = 0; v < NV; ++v) c[r][v] = acc ? V::load_unaligned(C + r * ldc + v * L) : V(R(0));
+  for (std::int64_t k = 0; k < K; ++k) {
+    V b[NV];
+    for (int v = 0; v < NV; ++v) b[v] = V::load_unaligned(B + k * ldb + v * L);
+    for (int r = 0; r < MR; ++r) {
+      const V a(A[r * lda + k]);
+      for (int v = 0; v < NV; ++v) c[r][v] = xsimd::fma(a, b[v], c[r][v]);
+    }
+  }
+  for (int r = 0; r < MR; ++r)
+    for (int v = 0; v < NV; ++v) c[r][v].store_unaligned(C + r * ldc + v * L);
+}
+
+// All M rows for NV·L columns: full MR-row tiles, then one tile of the remaining rows.
+template <class R, int NV>
+inline void rows(const R* A, std::int64_t lda, const R* B, std::int64_t ldb, R* C, std::int64_t ldc, std::int64_t M, std::int64_t K,
+                 bool acc) {
+  std::int64_t i = 0;
+  for (; i + kMR <= M; i += kMR) micro<R, kMR, NV>(A + i * lda, lda, B, ldb, C + i * ldc, ldc, K, acc);
+  const R* a = A + i * lda;
+  R* c = C + i * ldc;
+  switch (M - i) {
+    case 5: micro<R, 5, NV>(a, lda, B, ldb, c, ldc, K, acc); break;
+    case 4: micro<R, 4, NV>(a, lda, B, ldb, c, ldc, K, acc); break;
+    case 3: micro<R, 3, NV>(a, lda, B, ldb, c, ldc, K, acc); break;
+    case 2: micro<R, 2, NV>(a, lda, B, ldb, c, ldc, K, acc); break;
+    case 1: micro<R, 1, NV>(a, lda, B, ldb, c, ldc, K, acc); break;
+    default: break;
+  }
+}
+
+// Columns [j0, j1) of rows [0, M) of C, over K in blocks of kKc (each block continues the
+// chains the previous one stored: the order over k is unchanged).
+template <class R>
+void block(const R* A, std::int64_t lda, const R* B, std::int64_t ldb, R* C, std::int64_t ldc, std::int64_t M, std::int64_t K,
+           std::int64_t j0, std::int64_t j1, bool acc) {
+  constexpr std::int64_t L = std::int64_t(xsimd::batch<R>::size);
+  for (std::int64_t k0 = 0; k0 < K || k0 == 0; k0 += kKc) {
+    const std::int64_t kc = std::min(kKc, K - k0);
+    const bool a0 = acc || k0 > 0;
+    const R* Ak = A + k0;
+    const R* Bk = B + k0 * ldb;
+    std::int64_t j = j0;
+    for (; j + kNV * L <= j1; j += kNV * L) rows<R, kNV>(Ak, lda, Bk + j, ldb, C + j, ldc, M, kc, a0);
+    for (; j + L <= j1; j += L) rows<R, 1>(Ak, lda, Bk + j, ldb, C + j, ldc, M, kc, a0);
+    for (; j < j1; ++j)  // fewer than L columns: the same chains, one element at a time
+      for (std::int64_t i = 0; i < M; ++i) {
+        R s = a0 ? C[i * ldc + j] : R(0);
+        for (std::int64_t k = 0; k < kc; ++k) s = std::fma(Ak[i * lda + k], Bk[k * ldb + j], s);
+        C[i * ldc + j] = s;
+      }
+    if (K == 0) break;
+  }
+}
+
+}  // namespace gemm_detail
+#endif
+
+// C (=|+=) A·B, see the top of this file. Requires gemm_available().
+template <RealScalar R>
+void gemm_nn(std::int64_t M, std::int64_t N, std::int64_t K, const R* A, std::int64_t lda, const R* B, std::int64_t ldb, R* C,
+             std::int64_t ldc, bool accumulate) {
+#ifdef ERLMR_USE_XSIMD
+  using namespace gemm_detail;
+  if (M <= 0 || N <= 0) return;
+  constexpr std::int64_t L = std::int64_t(xsimd::batch<R>::size);
+  constexpr std::int64_t strip = 4 * kNV * L;  // columns per task
+  if (N >= 2 * strip || M < 2 * kRowBlock) {
+    const std::int64_t tasks = (N + strip - 1) / strip;
+    CpuDevice::parallel_for(tasks, 1, [&](std::int64_t t0, std::int64_t t1) {
+      for (std::int64_t t = t0; t < t1; ++t) block<R>(A, lda, B, ldb, C, ldc, M, K, t * strip, std::min(N, (t + 1) * strip), accumulate);
+    });
+  } else {
+    const std::int64_t tasks = (M + kRowBlock - 1) / kRowBlock;
+    CpuDevice::parallel_for(tasks, 1, [&](std::int64_t t0, std::int64_t t1) {
+      for (std::int64_t t = t0; t < t1; ++t) {
+        const std::int64_t i0 = t * kRowBlock, m = std::min(kRowBlock, M - i0);
+        block<R>(A + i0 * lda, lda, B, ldb, C + i0 * ldc, ldc, m, K, 0, N, accumulate);
+      }
+    });
+  }
+#else
+  (void)M, (void)N, (void)K, (void)A, (void)lda, (void)B, (void)ldb, (void)C, (void)ldc, (void)accumulate;
+  throw std::logic_error("simd::gemm_nn: compiled without xsimd (check simd::gemm_available() first)");
+#endif
+}
+
+}  // namespace erlmr::simd
