@@ -82,17 +82,20 @@ TEST_CASE("gemm_nn: the same bits with one thread and with two") {
   CHECK(same);
 }
 
-TEST_CASE("linear: the unpacked products agree with Eigen's (real and complex input, forward and backward)") {
+TEST_CASE("linear and conv2d: the unpacked products agree with Eigen's (forward and every gradient)") {
   auto run = [](bool thin) {
     simd::set_enabled(thin);
     auto x = test::rnd<double>(Shape{2, 9, 130}, 11), w = test::rnd<double>(Shape{70, 130}, 12), b = test::rnd<double>(Shape{70}, 13);
     auto z = test::rnd<test::cd>(Shape{9, 130}, 14);
     auto y = linear(x, w, b);
     auto yz = linear(z, w, b);
-    auto loss = add(sum(mul(y, y)), add(sum(mul(real(yz), real(yz))), sum(imag(yz))));
+    // conv2d: forward W·cols, G_W = G·colsᵀ (as cols·Gᵀ), G_cols = Wᵀ·G.
+    auto im = test::rnd<double>(Shape{3, 5, 6, 40}, 15), k = test::rnd<double>(Shape{20, 5, 2, 3}, 16), kb = test::rnd<double>(Shape{20}, 17);
+    auto c = conv2d(im, k, kb, {1, 2}, {1, 0});
+    auto loss = add(add(sum(mul(y, y)), add(sum(mul(real(yz), real(yz))), sum(imag(yz)))), sum(mul(c, c)));
     backward(loss);
     simd::set_enabled(true);
-    return std::vector<Tensor<double>>{loss.value(), x.grad(), w.grad(), b.grad()};
+    return std::vector<Tensor<double>>{loss.value(), x.grad(), w.grad(), b.grad(), im.grad(), k.grad(), kb.grad()};
   };
   const auto thin = run(true), eigen = run(false);
   for (std::size_t i = 0; i < thin.size(); ++i) {

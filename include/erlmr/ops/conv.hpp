@@ -5,7 +5,10 @@
 // (C·kh·kw, N·Ho·Wo) and Y = W·cols (+ b), then Y is laid out as (N, O, Ho, Wo).
 // Backward, with G laid out the same way as Y (O, N·Ho·Wo):
 //   G_W = G·colsᴴ,  G_cols = Wᴴ·G  → col2im (sums overlapping windows),  G_b = Σ G.
-// (ᴴ reduces to ᵀ for real tensors.) col2im accumulates in a fixed order.
+// (ᴴ reduces to ᵀ for real tensors.) col2im accumulates in a fixed order. For real tensors
+// the three products read cols (or G) in place through simd::gemm_nn (linalg.hpp's
+// product_ab / product_abt / product_atb: the weight side is thin); G_W is formed as
+// (cols·Gᵀ)ᵀ so that the long axis N·Ho·Wo is the kernel's k.
 #pragma once
 #include "erlmr/ops/linalg.hpp"
 
@@ -140,7 +143,8 @@ Var<T> conv2d(const Var<T>& x, const Var<T>& w, const Var<T>& b = Var<T>(), std:
     const auto G = detail::cmat(gt, g.o, P);
     if (w.requires_grad()) {
       Tensor<T> gw(w.shape());
-      detail::gemm_into<T>(detail::mmat(gw, g.o, K), G, detail::cmat(cols, K, P).adjoint(), false);
+      if constexpr (RealScalar<T>) detail::product_abt<T>(detail::mmat(gw, g.o, K), G, detail::cmat(cols, K, P));
+      else detail::gemm_into<T>(detail::mmat(gw, g.o, K), G, detail::cmat(cols, K, P).adjoint(), false);
       add_grad(w, std::move(gw));
     }
     if (x.requires_grad()) {

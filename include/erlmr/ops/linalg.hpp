@@ -13,7 +13,9 @@
 // real weight is streamed once for both parts. Products are cut into column (or
 // row) panels of fixed width that threads take independently; each panel is a
 // single-threaded Eigen GEMM whose shape does not depend on the thread count,
-// so results are bitwise identical for any number of threads.
+// so results are bitwise identical for any number of threads. Real products with a
+// thin side (the linear layer's three) go through simd::gemm_nn instead, which reads
+// the big operand in place (simd/gemm.hpp).
 #pragma once
 #include <array>
 

@@ -42,7 +42,7 @@ namespace gemm_detail {
 inline constexpr int kMR = 6;               // rows of A per micro-tile
 inline constexpr int kNV = 4;               // SIMD vectors of C per micro-tile row
 inline constexpr std::int64_t kKc = 1024;   // rows of B per k-block (the strip stays in L2)
-inline constexpr std::int64_t kRowBlock = 96;  // rows of C per task when C is narrow (a multiple of kMR)
+inline constexpr std::int64_t kRowBlock = 48;  // rows of C per task when C is narrow (a multiple of kMR)
 
 // C[0:MR, 0:NV·L] (=|+=) A[0:MR, 0:K] · B[0:K, 0:NV·L]: the register tile.
 template <class R, int MR, int NV>
