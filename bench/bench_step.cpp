@@ -34,6 +34,44 @@ void BM_GemmRate(benchmark::State& st) {
 }
 BENCHMARK(BM_GemmRate)->Arg(1024)->Arg(2048)->Unit(benchmark::kMillisecond);
 
+// The same square product through simd::gemm_nn (no packing): the better of the two rates
+// is the machine's rate that the FLOP floor uses (docs/performance.md).
+void BM_GemmRateUnpacked(benchmark::State& st) {
+  const std::int64_t n = st.range(0);
+  if (!simd::gemm_available()) {
+    st.SkipWithError("compiled without SIMD");
+    return;
+  }
+  Generator g(1);
+  auto A = Tensor<float>::randn(Shape{n, n}, g), B = Tensor<float>::randn(Shape{n, n}, g), C = Tensor<float>(Shape{n, n});
+  for (auto _ : st) {
+    simd::gemm_nn<float>(n, n, n, A.data(), n, B.data(), n, C.data(), n, false);
+    benchmark::DoNotOptimize(C.data());
+  }
+  set_counters(st, 2.0 * n * n * n, 0);
+}
+BENCHMARK(BM_GemmRateUnpacked)->Arg(1024)->Unit(benchmark::kMillisecond);
+
+// The step's dominant product shape, the shared projection's input gradient at batch 16
+// (64 × 1584)·(1584 × 3168), through Eigen (arg 0) and through simd::gemm_nn (arg 1).
+void BM_ThinGemm(benchmark::State& st) {
+  const bool unpacked = st.range(0) == 1;
+  if (unpacked && !simd::gemm_available()) {
+    st.SkipWithError("compiled without SIMD");
+    return;
+  }
+  const std::int64_t m = 64, k = 1584, n = 3168;
+  Generator g(2);
+  auto A = Tensor<float>::randn(Shape{m, k}, g), B = Tensor<float>::randn(Shape{k, n}, g), C = Tensor<float>(Shape{m, n});
+  for (auto _ : st) {
+    if (unpacked) simd::gemm_nn<float>(m, n, k, A.data(), k, B.data(), n, C.data(), n, false);
+    else detail::gemm_into<float>(detail::mmat(C, m, n), detail::cmat(A, m, k), detail::cmat(B, k, n), false);
+    benchmark::DoNotOptimize(C.data());
+  }
+  set_counters(st, 2.0 * m * n * k, 0);
+}
+BENCHMARK(BM_ThinGemm)->Arg(0)->Arg(1)->Unit(benchmark::kMillisecond);
+
 void BM_Step(benchmark::State& st, const std::string& config) {
   const auto c = bench::StepConfig::parse(config);
   bench::StepRunner r(c);

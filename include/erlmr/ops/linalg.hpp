@@ -89,9 +89,12 @@ template <RealScalar R> void product_atb(MatRef<R> C, CMatRef<R> A, CMatRef<R> B
   simd::gemm_nn<R>(m, n, k, at.data(), k, B.data(), n, C.data(), n, accumulate);
 }
 // C = A·Bᵀ (A: m × k thin, B: n × k), as Cᵀ = B·Aᵀ so that B is read in place.
+// With fewer than kThinMin rows the kernel's vectors would be mostly padding (batch-1
+// inference: 4 rows): Eigen's product then.
+inline constexpr std::int64_t kThinMin = 16;
 template <RealScalar R> void product_abt(MatRef<R> C, CMatRef<R> A, CMatRef<R> B) {
   const std::int64_t m = A.rows(), k = A.cols(), n = B.rows();
-  if (!thin_product<R>(m)) return gemm_into<R>(C, A, B.transpose(), false);
+  if (m < kThinMin || !thin_product<R>(m)) return gemm_into<R>(C, A, B.transpose(), false);
   Tensor<R> at(Shape{k, m}), ct(Shape{n, m});
   mmat(at, k, m) = A.transpose();
   simd::gemm_nn<R>(n, m, k, B.data(), k, at.data(), m, ct.data(), m, false);

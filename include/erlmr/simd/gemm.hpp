@@ -13,18 +13,18 @@
 //     lanes; MR = 6, NV = 4: 24 accumulators) and for each k loads NV vectors of B's row k
 //     and broadcasts MR elements of A's column k — B's strip (kc rows × NV·L columns) stays
 //     in L2 and is reused by every MR-row block of A; K is cut into blocks of kc rows;
+//   - the last columns (fewer than L) go through the same micro-kernel on zero-padded copies;
 //   - a transposed operand is handled by the caller: ops/linalg.hpp transposes the thin
 //     operand (cheap) or computes Cᵀ = Bᵀ·Aᵀ so that the big operand is the one read in place.
 // Numerics: every element of C is one fused multiply-add chain over k in increasing order,
 // starting from C's value (accumulate) or zero — the same in every code path (full tiles,
-// row and column remainders, the scalar tail, any strip or thread split), so the result
+// row and column remainders, the padded tail, any strip or thread split), so the result
 // does not depend on the thread count. It differs from Eigen's product by the summation
 // order only (the float64 fixture tests hold to 1e-10).
 // Compiled with xsimd (ERLMR_USE_XSIMD); available() says whether it may be used (the
 // callers fall back to Eigen otherwise, and when simd::set_enabled(false)).
 #pragma once
 #include <algorithm>
-#include <cmath>
 #include <cstdint>
 #include <stdexcept>
 
@@ -83,6 +83,41 @@ inline void rows(const R* A, std::int64_t lda, const R* B, std::int64_t ldb, R* 
   }
 }
 
+// The last w < L columns: copied into zero-padded L-wide buffers (B by chunks of kTailK
+// rows, C by MR-row tiles) and run through the same one-vector micro-kernel, so they are
+// computed by the same fma chains as every other column, at vector speed.
+inline constexpr std::int64_t kTailK = 256;
+template <class R>
+void tail(const R* A, std::int64_t lda, const R* B, std::int64_t ldb, R* C, std::int64_t ldc, std::int64_t M, std::int64_t K,
+          std::int64_t w, bool acc) {
+  constexpr std::int64_t L = std::int64_t(xsimd::batch<R>::size);
+  alignas(64) R bt[kTailK * L];
+  alignas(64) R ct[kMR * L];
+  for (std::int64_t k0 = 0; k0 < K || k0 == 0; k0 += kTailK) {
+    const std::int64_t kc = std::min(kTailK, K - k0);
+    const bool a0 = acc || k0 > 0;
+    for (std::int64_t k = 0; k < kc; ++k)
+      for (std::int64_t c = 0; c < L; ++c) bt[k * L + c] = c < w ? B[(k0 + k) * ldb + c] : R(0);
+    for (std::int64_t i = 0; i < M; i += kMR) {
+      const std::int64_t mr = std::min<std::int64_t>(kMR, M - i);
+      for (std::int64_t r = 0; r < mr; ++r)
+        for (std::int64_t c = 0; c < L; ++c) ct[r * L + c] = a0 && c < w ? C[(i + r) * ldc + c] : R(0);
+      const R* a = A + i * lda + k0;
+      switch (mr) {
+        case 6: micro<R, 6, 1>(a, lda, bt, L, ct, L, kc, true); break;
+        case 5: micro<R, 5, 1>(a, lda, bt, L, ct, L, kc, true); break;
+        case 4: micro<R, 4, 1>(a, lda, bt, L, ct, L, kc, true); break;
+        case 3: micro<R, 3, 1>(a, lda, bt, L, ct, L, kc, true); break;
+        case 2: micro<R, 2, 1>(a, lda, bt, L, ct, L, kc, true); break;
+        default: micro<R, 1, 1>(a, lda, bt, L, ct, L, kc, true); break;
+      }
+      for (std::int64_t r = 0; r < mr; ++r)
+        for (std::int64_t c = 0; c < w; ++c) C[(i + r) * ldc + c] = ct[r * L + c];
+    }
+    if (K == 0) break;
+  }
+}
+
 // Columns [j0, j1) of rows [0, M) of C, over K in blocks of kKc (each block continues the
 // chains the previous one stored: the order over k is unchanged).
 template <class R>
@@ -97,12 +132,7 @@ void block(const R* A, std::int64_t lda, const R* B, std::int64_t ldb, R* C, std
     std::int64_t j = j0;
     for (; j + kNV * L <= j1; j += kNV * L) rows<R, kNV>(Ak, lda, Bk + j, ldb, C + j, ldc, M, kc, a0);
     for (; j + L <= j1; j += L) rows<R, 1>(Ak, lda, Bk + j, ldb, C + j, ldc, M, kc, a0);
-    for (; j < j1; ++j)  // fewer than L columns: the same chains, one element at a time
-      for (std::int64_t i = 0; i < M; ++i) {
-        R s = a0 ? C[i * ldc + j] : R(0);
-        for (std::int64_t k = 0; k < kc; ++k) s = std::fma(Ak[i * lda + k], Bk[k * ldb + j], s);
-        C[i * ldc + j] = s;
-      }
+    if (j < j1) tail<R>(Ak, lda, Bk + j, ldb, C + j, ldc, M, kc, j1 - j, a0);
     if (K == 0) break;
   }
 }
