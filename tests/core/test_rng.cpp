@@ -45,14 +45,21 @@ TEST_CASE("rng: moments of uniform and normal are right") {
 }
 
 TEST_CASE("rng: the vectorised block generator gives the same words as block() and bits()") {
-  Generator g(0x123456789abcdefULL);
-  std::uint32_t w[4][Generator::kLanes];
-  g.blocks(1000, w);
-  for (int j = 0; j < Generator::kLanes; ++j) {
-    const auto b = g.block(1000 + j);
-    for (int k = 0; k < 4; ++k) {
-      CHECK(w[k][j] == b[static_cast<std::size_t>(k)]);
-      CHECK(w[k][j] == g.bits(4 * (1000 + j) + k));
+  // Small counters, a run across the 2³² boundary of the block counter's low word, and
+  // counters with high words set (both of the counter's words enter the rounds).
+  for (const std::uint64_t b0 : {std::uint64_t{1000}, std::uint64_t{0xFFFFFFF8u}, std::uint64_t{0x00000123FFFFFFF0ull},
+                                 std::uint64_t{0x0FEDCBA987654321ull}})
+    for (const std::uint64_t seed : {std::uint64_t{0x123456789abcdefULL}, std::uint64_t{0xFFFFFFFFFFFFFFFFULL}}) {
+      CAPTURE(b0);
+      Generator g(seed);
+      std::uint32_t w[4][Generator::kLanes];
+      g.blocks(b0, w);
+      for (int j = 0; j < Generator::kLanes; ++j) {
+        const auto b = g.block(b0 + std::uint64_t(j));
+        for (int k = 0; k < 4; ++k) {
+          CHECK(w[k][j] == b[static_cast<std::size_t>(k)]);
+          if (b0 < (std::uint64_t{1} << 60)) CHECK(w[k][j] == g.bits(4 * (b0 + std::uint64_t(j)) + std::uint64_t(k)));
+        }
+      }
     }
-  }
 }

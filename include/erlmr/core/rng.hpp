@@ -11,6 +11,10 @@
 #include <cmath>
 #include <cstdint>
 
+#ifdef ERLMR_USE_XSIMD
+#include <xsimd/xsimd.hpp>
+#endif
+
 namespace erlmr {
 
 struct Philox4x32 {
@@ -65,10 +69,47 @@ class Generator {
   static double to_uniform(std::uint32_t w) { return (w >> 8) * (1.0 / 16777216.0); }
 
   // Words of kLanes consecutive blocks b0, b0+1, ... in structure-of-arrays form
-  // (out[k][j] = word k of block b0 + j): the same numbers as block(), written so
-  // the compiler vectorises the ten rounds across blocks.
+  // (out[k][j] = word k of block b0 + j): the same numbers as block(), for many blocks at
+  // once. With xsimd the ten rounds run on 64-bit lanes holding the 32-bit words, so each
+  // 32×32 → 64-bit product is one vector multiply (GCC left the plain loops below scalar
+  // once inlined into dropout: 1.6 ns per mask instead of ≈ 0.4). Same bits either way
+  // (tests/core/test_rng.cpp).
   static constexpr int kLanes = 16;
   void blocks(std::uint64_t b0, std::uint32_t (&out)[4][kLanes]) const {
+    const std::uint32_t key0 = static_cast<std::uint32_t>(seed_), key1 = static_cast<std::uint32_t>(seed_ >> 32);
+#ifdef ERLMR_USE_XSIMD
+    using U = xsimd::batch<std::uint64_t>;
+    constexpr int S = int(U::size);
+    static_assert(kLanes % S == 0, "kLanes must be a multiple of the SIMD width");
+    const U lo32(0xFFFFFFFFull), m0(0xD2511F53ull), m1(0xCD9E8D57ull);
+    for (int h = 0; h < kLanes; h += S) {
+      alignas(64) std::uint64_t w[4][S];
+      for (int j = 0; j < S; ++j) {
+        const std::uint64_t b = b0 + static_cast<std::uint64_t>(h + j);
+        w[0][j] = b & 0xFFFFFFFFull;
+        w[1][j] = b >> 32;
+      }
+      U c0 = U::load_aligned(w[0]), c1 = U::load_aligned(w[1]), c2(0ull), c3(0ull);
+      std::uint32_t k0 = key0, k1 = key1;
+      for (int r = 0; r < 10; ++r) {
+        const U p0 = m0 * c0, p1 = m1 * c2;  // exact: both factors are below 2³²
+        const U n0 = (p1 >> 32) ^ c1 ^ U(std::uint64_t(k0));
+        const U n2 = (p0 >> 32) ^ c3 ^ U(std::uint64_t(k1));
+        c1 = p1 & lo32;
+        c3 = p0 & lo32;
+        c0 = n0;
+        c2 = n2;
+        k0 += 0x9E3779B9u;
+        k1 += 0xBB67AE85u;
+      }
+      c0.store_aligned(w[0]);
+      c1.store_aligned(w[1]);
+      c2.store_aligned(w[2]);
+      c3.store_aligned(w[3]);
+      for (int k = 0; k < 4; ++k)
+        for (int j = 0; j < S; ++j) out[k][h + j] = static_cast<std::uint32_t>(w[k][j]);
+    }
+#else
     std::uint32_t c0[kLanes], c1[kLanes], c2[kLanes], c3[kLanes];
     for (int j = 0; j < kLanes; ++j) {
       const std::uint64_t b = b0 + static_cast<std::uint64_t>(j);
@@ -77,7 +118,7 @@ class Generator {
       c2[j] = 0;
       c3[j] = 0;
     }
-    std::uint32_t k0 = static_cast<std::uint32_t>(seed_), k1 = static_cast<std::uint32_t>(seed_ >> 32);
+    std::uint32_t k0 = key0, k1 = key1;
     for (int r = 0; r < 10; ++r) {
       for (int j = 0; j < kLanes; ++j) {
         const std::uint64_t p0 = std::uint64_t(0xD2511F53u) * c0[j], p1 = std::uint64_t(0xCD9E8D57u) * c2[j];
@@ -97,6 +138,7 @@ class Generator {
       out[2][j] = c2[j];
       out[3][j] = c3[j];
     }
+#endif
   }
   // Uniform in [0, 1) with 24 random bits (exact in float and double).
   double uniform(std::uint64_t i) const { return (bits(i) >> 8) * (1.0 / 16777216.0); }
