@@ -127,15 +127,31 @@ class SGD final : public Optimizer<R>, public SgdOptions {
       auto& buf = buffers_[k];
       const bool first = buf.empty();
       if (momentum != 0 && first) buf.assign(static_cast<std::size_t>(v.n), R(0));
-      for (std::int64_t i = 0; i < v.n; ++i) {
-        R g = v.grad[i] + R(weight_decay) * v.value[i];
-        if (momentum != 0) {
-          R& b = buf[static_cast<std::size_t>(i)];
-          b = first ? g : R(momentum) * b + R(1 - dampening) * g;
-          g = nesterov ? g + R(momentum) * b : b;
-        }
-        v.value[i] -= R(this->lr) * g;
-      }
+      // Elementwise, in parallel chunks (any split gives the same bits), each variant its own
+      // branch-free loop over local restrict pointers so that it vectorises.
+      const R wd = R(weight_decay), mu = R(momentum), damp = R(1 - dampening), lr = R(this->lr);
+      R* const value = v.value;
+      const R* const grad = v.grad;
+      R* const bp = buf.data();
+      auto run = [&]<bool Momentum, bool First, bool Nesterov>() {
+        CpuDevice::parallel_for(v.n, 1 << 14, [=](std::int64_t b, std::int64_t e) {
+          R* __restrict p = value;
+          const R* __restrict gr = grad;
+          R* __restrict mb = bp;
+          for (std::int64_t i = b; i < e; ++i) {
+            R g = gr[i] + wd * p[i];
+            if constexpr (Momentum) {
+              if constexpr (First) mb[i] = g;
+              else mb[i] = mu * mb[i] + damp * g;
+              g = Nesterov ? g + mu * mb[i] : mb[i];
+            }
+            p[i] -= lr * g;
+          }
+        });
+      };
+      if (momentum == 0) run.template operator()<false, false, false>();
+      else if (first) nesterov ? run.template operator()<true, true, true>() : run.template operator()<true, true, false>();
+      else nesterov ? run.template operator()<true, false, true>() : run.template operator()<true, false, false>();
     }
     ++this->steps;
   }
@@ -172,16 +188,30 @@ class Adam final : public Optimizer<R>, public AdamOptions {
         m.assign(static_cast<std::size_t>(v.n), R(0));
         s.assign(static_cast<std::size_t>(v.n), R(0));
       }
-      for (std::int64_t i = 0; i < v.n; ++i) {
-        R g = v.grad[i];
-        if (decoupled) v.value[i] *= R(1 - this->lr * weight_decay);
-        else g += R(weight_decay) * v.value[i];
-        R& mi = m[static_cast<std::size_t>(i)];
-        R& si = s[static_cast<std::size_t>(i)];
-        mi = R(beta1) * mi + R(1 - beta1) * g;
-        si = R(beta2) * si + R(1 - beta2) * g * g;
-        v.value[i] -= R(this->lr) * (mi / R(bc1)) / (std::sqrt(si / R(bc2)) + R(eps));
-      }
+      const R shrink = R(1 - this->lr * weight_decay), wd = R(weight_decay), b1 = R(beta1), c1 = R(1 - beta1), b2 = R(beta2),
+              c2 = R(1 - beta2), lr = R(this->lr), r1 = R(bc1), r2 = R(bc2), ep = R(eps);
+      R* const value = v.value;
+      const R* const grad = v.grad;
+      R* const mp = m.data();
+      R* const sp = s.data();
+      auto run = [&]<bool Decoupled>() {  // elementwise, parallel chunks, vectorisable (as in SGD)
+        CpuDevice::parallel_for(v.n, 1 << 14, [=](std::int64_t b, std::int64_t e) {
+          R* __restrict p = value;
+          const R* __restrict gr = grad;
+          R* __restrict mm = mp;
+          R* __restrict ss = sp;
+          for (std::int64_t i = b; i < e; ++i) {
+            R g = gr[i];
+            if constexpr (Decoupled) p[i] *= shrink;
+            else g += wd * p[i];
+            mm[i] = b1 * mm[i] + c1 * g;
+            ss[i] = b2 * ss[i] + c2 * g * g;
+            p[i] -= lr * (mm[i] / r1) / (std::sqrt(ss[i] / r2) + ep);
+          }
+        });
+      };
+      if (decoupled) run.template operator()<true>();
+      else run.template operator()<false>();
     }
   }
   std::vector<std::vector<R>*> state_buffers() override {
