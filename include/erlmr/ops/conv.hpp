@@ -6,9 +6,10 @@
 // Backward, with G laid out the same way as Y (O, N·Ho·Wo):
 //   G_W = G·colsᴴ,  G_cols = Wᴴ·G  → col2im (sums overlapping windows),  G_b = Σ G.
 // (ᴴ reduces to ᵀ for real tensors.) col2im accumulates in a fixed order. For real tensors
-// the three products read cols (or G) in place through simd::gemm_nn (linalg.hpp's
-// product_ab / product_abt / product_atb: the weight side is thin); G_W is formed as
-// (cols·Gᵀ)ᵀ so that the long axis N·Ho·Wo is the kernel's k.
+// the three products go through linalg.hpp's product_ab / product_abt / product_atb, which
+// read cols (or G) in place with simd::gemm_nn when the weight side is thin (and use Eigen
+// otherwise: see kThinMin/kThinMax there); G_W is formed as (cols·Gᵀ)ᵀ so that the long axis
+// N·Ho·Wo is the kernel's k.
 #pragma once
 #include "erlmr/ops/linalg.hpp"
 

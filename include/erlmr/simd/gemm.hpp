@@ -10,23 +10,25 @@
 //   - C is cut into column strips of kStrip columns (or, when N is narrow, into blocks of
 //     kRowBlock rows); threads take whole strips/blocks (CpuDevice::parallel_for);
 //   - within a strip, a micro-kernel keeps an MR × (NV·L) tile of C in registers (L = SIMD
-//     lanes; MR = 6, NV = 4: 24 accumulators) and for each k loads NV vectors of B's row k
+//     lanes; MR = 6, NV = 4 with 32 vector registers, 2 with 16) and for each k loads NV vectors of B's row k
 //     and broadcasts MR elements of A's column k — B's strip (kc rows × NV·L columns) stays
 //     in L2 and is reused by every MR-row block of A; K is cut into blocks of kc rows;
 //   - the last columns (fewer than L) go through the same micro-kernel on zero-padded copies;
 //   - a transposed operand is handled by the caller: ops/linalg.hpp transposes the thin
 //     operand (cheap) or computes Cᵀ = Bᵀ·Aᵀ so that the big operand is the one read in place.
-// Numerics: every element of C is one fused multiply-add chain over k in increasing order,
+// Numerics: every element of C is one multiply-add chain over k in increasing order (fused,
+// i.e. rounded once per step, on targets with FMA),
 // starting from C's value (accumulate) or zero — the same in every code path (full tiles,
 // row and column remainders, the padded tail, any strip or thread split), so the result
 // does not depend on the thread count. It differs from Eigen's product by the summation
 // order only (the float64 fixture tests hold to 1e-10).
-// Compiled with xsimd (ERLMR_USE_XSIMD); available() says whether it may be used (the
+// Compiled with xsimd (ERLMR_USE_XSIMD); gemm_available() says whether it may be used (the
 // callers fall back to Eigen otherwise, and when simd::set_enabled(false)).
 #pragma once
 #include <algorithm>
 #include <cstdint>
 #include <stdexcept>
+#include <type_traits>
 
 #include "erlmr/core/device.hpp"
 #include "erlmr/core/scalar.hpp"
@@ -39,8 +41,33 @@ inline bool gemm_available() { return enabled(); }
 #ifdef ERLMR_USE_XSIMD
 namespace gemm_detail {
 
-inline constexpr int kMR = 6;               // rows of A per micro-tile
-inline constexpr int kNV = 4;               // SIMD vectors of C per micro-tile row
+inline constexpr int kMR = 6;  // rows of A per micro-tile
+// SIMD vectors of C per micro-tile row: 6 × 4 accumulators + 4 B vectors + a broadcast fit
+// AVX-512's 32 vector registers; with 16 (AVX2, SSE) the tile is 6 × 2.
+template <class R> constexpr int kNV = sizeof(xsimd::batch<R>) >= 64 ? 4 : 2;
+
+// c + a·b rounded once. xsimd 8's fma is not fused on AVX-512 (it computes a·b + c, which
+// GCC contracts only from -O2 on), so the FMA instructions are named directly where the
+// target has them: the result is then the same at every optimisation level.
+template <class R, class V> inline V fmadd(const V& a, const V& b, const V& c) {
+#if defined(__AVX512F__)
+  if constexpr (sizeof(V) == 64) {
+    if constexpr (std::is_same_v<R, float>) return V(_mm512_fmadd_ps(a, b, c));
+    else return V(_mm512_fmadd_pd(a, b, c));
+  }
+#endif
+#if defined(__FMA__)
+  if constexpr (sizeof(V) == 32) {
+    if constexpr (std::is_same_v<R, float>) return V(_mm256_fmadd_ps(a, b, c));
+    else return V(_mm256_fmadd_pd(a, b, c));
+  }
+  if constexpr (sizeof(V) == 16) {
+    if constexpr (std::is_same_v<R, float>) return V(_mm_fmadd_ps(a, b, c));
+    else return V(_mm_fmadd_pd(a, b, c));
+  }
+#endif
+  return xsimd::fma(a, b, c);
+}
 inline constexpr std::int64_t kKc = 1024;   // rows of B per k-block (the strip stays in L2)
 inline constexpr std::int64_t kRowBlock = 48;  // rows of C per task when C is narrow (a multiple of kMR)
 
@@ -58,7 +85,7 @@ inline void micro(const R* __restrict A, std::int64_t lda, const R* __restrict B
     for (int v = 0; v < NV; ++v) b[v] = V::load_unaligned(B + k * ldb + v * L);
     for (int r = 0; r < MR; ++r) {
       const V a(A[r * lda + k]);
-      for (int v = 0; v < NV; ++v) c[r][v] = xsimd::fma(a, b[v], c[r][v]);
+      for (int v = 0; v < NV; ++v) c[r][v] = fmadd<R>(a, b[v], c[r][v]);
     }
   }
   for (int r = 0; r < MR; ++r)
@@ -130,7 +157,7 @@ void block(const R* A, std::int64_t lda, const R* B, std::int64_t ldb, R* C, std
     const R* Ak = A + k0;
     const R* Bk = B + k0 * ldb;
     std::int64_t j = j0;
-    for (; j + kNV * L <= j1; j += kNV * L) rows<R, kNV>(Ak, lda, Bk + j, ldb, C + j, ldc, M, kc, a0);
+    for (; j + kNV<R> * L <= j1; j += kNV<R> * L) rows<R, kNV<R>>(Ak, lda, Bk + j, ldb, C + j, ldc, M, kc, a0);
     for (; j + L <= j1; j += L) rows<R, 1>(Ak, lda, Bk + j, ldb, C + j, ldc, M, kc, a0);
     if (j < j1) tail<R>(Ak, lda, Bk + j, ldb, C + j, ldc, M, kc, j1 - j, a0);
     if (K == 0) break;
@@ -148,7 +175,7 @@ void gemm_nn(std::int64_t M, std::int64_t N, std::int64_t K, const R* A, std::in
   using namespace gemm_detail;
   if (M <= 0 || N <= 0) return;
   constexpr std::int64_t L = std::int64_t(xsimd::batch<R>::size);
-  constexpr std::int64_t strip = 4 * kNV * L;  // columns per task
+  constexpr std::int64_t strip = 4 * kNV<R> * L;  // columns per task
   if (N >= 2 * strip || M < 2 * kRowBlock) {
     const std::int64_t tasks = (N + strip - 1) / strip;
     CpuDevice::parallel_for(tasks, 1, [&](std::int64_t t0, std::int64_t t1) {
