@@ -72,18 +72,18 @@ template <class T> MatRef<T> mmat(const Tensor<T>& t, std::int64_t r, std::int64
 // thin operand is transposed when the kernel needs it so. Otherwise, or without SIMD, Eigen
 // (gemm_into).
 inline constexpr std::int64_t kThinMax = 1024;
-template <RealScalar R> bool thin_product(std::int64_t thin) { return thin <= kThinMax && simd::gemm_available(); }
+inline bool thin_product(std::int64_t thin) { return thin <= kThinMax && simd::gemm_available(); }
 
 // C (=|+=) A·B, A thin (m × k).
 template <RealScalar R> void product_ab(MatRef<R> C, CMatRef<R> A, CMatRef<R> B, bool accumulate) {
   const std::int64_t m = A.rows(), k = A.cols(), n = B.cols();
-  if (!thin_product<R>(m)) return gemm_into<R>(C, A, B, accumulate);
+  if (!thin_product(m)) return gemm_into<R>(C, A, B, accumulate);
   simd::gemm_nn<R>(m, n, k, A.data(), k, B.data(), n, C.data(), n, accumulate);
 }
 // C (=|+=) Aᵀ·B, A (k × m) with m or k thin: Aᵀ is formed (m·k elements) and read by rows.
 template <RealScalar R> void product_atb(MatRef<R> C, CMatRef<R> A, CMatRef<R> B, bool accumulate) {
   const std::int64_t k = A.rows(), m = A.cols(), n = B.cols();
-  if (!thin_product<R>(std::min(m, k))) return gemm_into<R>(C, A.transpose(), B, accumulate);
+  if (!thin_product(std::min(m, k))) return gemm_into<R>(C, A.transpose(), B, accumulate);
   Tensor<R> at(Shape{m, k});
   mmat(at, m, k) = A.transpose();
   simd::gemm_nn<R>(m, n, k, at.data(), k, B.data(), n, C.data(), n, accumulate);
@@ -94,7 +94,7 @@ template <RealScalar R> void product_atb(MatRef<R> C, CMatRef<R> A, CMatRef<R> B
 inline constexpr std::int64_t kThinMin = 16;
 template <RealScalar R> void product_abt(MatRef<R> C, CMatRef<R> A, CMatRef<R> B) {
   const std::int64_t m = A.rows(), k = A.cols(), n = B.rows();
-  if (m < kThinMin || !thin_product<R>(m)) return gemm_into<R>(C, A, B.transpose(), false);
+  if (m < kThinMin || !thin_product(m)) return gemm_into<R>(C, A, B.transpose(), false);
   Tensor<R> at(Shape{k, m}), ct(Shape{n, m});
   mmat(at, k, m) = A.transpose();
   simd::gemm_nn<R>(n, m, k, B.data(), k, at.data(), m, ct.data(), m, false);

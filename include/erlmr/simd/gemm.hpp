@@ -92,22 +92,29 @@ inline void micro(const R* __restrict A, std::int64_t lda, const R* __restrict B
     for (int v = 0; v < NV; ++v) c[r][v].store_unaligned(C + r * ldc + v * L);
 }
 
+// A tile of mr ≤ MR rows (the micro-kernel takes its row count at compile time).
+template <class R, int NV>
+inline void micro_rows(std::int64_t mr, const R* A, std::int64_t lda, const R* B, std::int64_t ldb, R* C, std::int64_t ldc,
+                       std::int64_t K, bool acc) {
+  switch (mr) {
+    case 6: micro<R, 6, NV>(A, lda, B, ldb, C, ldc, K, acc); break;
+    case 5: micro<R, 5, NV>(A, lda, B, ldb, C, ldc, K, acc); break;
+    case 4: micro<R, 4, NV>(A, lda, B, ldb, C, ldc, K, acc); break;
+    case 3: micro<R, 3, NV>(A, lda, B, ldb, C, ldc, K, acc); break;
+    case 2: micro<R, 2, NV>(A, lda, B, ldb, C, ldc, K, acc); break;
+    case 1: micro<R, 1, NV>(A, lda, B, ldb, C, ldc, K, acc); break;
+    default: break;
+  }
+}
+static_assert(kMR == 6, "micro_rows dispatches tiles of up to 6 rows");
+
 // All M rows for NV·L columns: full MR-row tiles, then one tile of the remaining rows.
 template <class R, int NV>
 inline void rows(const R* A, std::int64_t lda, const R* B, std::int64_t ldb, R* C, std::int64_t ldc, std::int64_t M, std::int64_t K,
                  bool acc) {
   std::int64_t i = 0;
   for (; i + kMR <= M; i += kMR) micro<R, kMR, NV>(A + i * lda, lda, B, ldb, C + i * ldc, ldc, K, acc);
-  const R* a = A + i * lda;
-  R* c = C + i * ldc;
-  switch (M - i) {
-    case 5: micro<R, 5, NV>(a, lda, B, ldb, c, ldc, K, acc); break;
-    case 4: micro<R, 4, NV>(a, lda, B, ldb, c, ldc, K, acc); break;
-    case 3: micro<R, 3, NV>(a, lda, B, ldb, c, ldc, K, acc); break;
-    case 2: micro<R, 2, NV>(a, lda, B, ldb, c, ldc, K, acc); break;
-    case 1: micro<R, 1, NV>(a, lda, B, ldb, c, ldc, K, acc); break;
-    default: break;
-  }
+  micro_rows<R, NV>(M - i, A + i * lda, lda, B, ldb, C + i * ldc, ldc, K, acc);
 }
 
 // The last w < L columns: copied into zero-padded L-wide buffers (B by chunks of kTailK
@@ -129,15 +136,7 @@ void tail(const R* A, std::int64_t lda, const R* B, std::int64_t ldb, R* C, std:
       const std::int64_t mr = std::min<std::int64_t>(kMR, M - i);
       for (std::int64_t r = 0; r < mr; ++r)
         for (std::int64_t c = 0; c < L; ++c) ct[r * L + c] = a0 && c < w ? C[(i + r) * ldc + c] : R(0);
-      const R* a = A + i * lda + k0;
-      switch (mr) {
-        case 6: micro<R, 6, 1>(a, lda, bt, L, ct, L, kc, true); break;
-        case 5: micro<R, 5, 1>(a, lda, bt, L, ct, L, kc, true); break;
-        case 4: micro<R, 4, 1>(a, lda, bt, L, ct, L, kc, true); break;
-        case 3: micro<R, 3, 1>(a, lda, bt, L, ct, L, kc, true); break;
-        case 2: micro<R, 2, 1>(a, lda, bt, L, ct, L, kc, true); break;
-        default: micro<R, 1, 1>(a, lda, bt, L, ct, L, kc, true); break;
-      }
+      micro_rows<R, 1>(mr, A + i * lda + k0, lda, bt, L, ct, L, kc, true);
       for (std::int64_t r = 0; r < mr; ++r)
         for (std::int64_t c = 0; c < w; ++c) C[(i + r) * ldc + c] = ct[r * L + c];
     }
