@@ -23,6 +23,25 @@ void fma_reference(std::int64_t M, std::int64_t N, std::int64_t K, const R* A, s
     }
 }
 
+// C (=|+=) A·Bᵀ with gemm_nt's documented numerics: per element, L lane chains (lane l over
+// k ≡ l mod L, k < L·⌊K/L⌋), the lanes summed by halving, then the chain over the last k's.
+template <class R>
+void nt_reference(std::int64_t M, std::int64_t N, std::int64_t K, const R* A, std::int64_t lda, const R* B, std::int64_t ldb,
+                  R* C, std::int64_t ldc, bool acc, std::int64_t L) {
+  const std::int64_t K0 = K / L * L;
+  std::vector<R> lane(static_cast<std::size_t>(L));
+  for (std::int64_t i = 0; i < M; ++i)
+    for (std::int64_t j = 0; j < N; ++j) {
+      std::fill(lane.begin(), lane.end(), R(0));
+      for (std::int64_t k = 0; k < K0; ++k) lane[std::size_t(k % L)] = std::fma(A[i * lda + k], B[j * ldb + k], lane[std::size_t(k % L)]);
+      for (std::int64_t h = L / 2; h >= 1; h /= 2)
+        for (std::int64_t l = 0; l < h; ++l) lane[std::size_t(l)] += lane[std::size_t(l + h)];
+      R s = lane[0];
+      for (std::int64_t k = K0; k < K; ++k) s = std::fma(A[i * lda + k], B[j * ldb + k], s);
+      C[i * ldc + j] = acc ? C[i * ldc + j] + s : s;
+    }
+}
+
 template <class R> std::vector<R> filled(std::size_t n, std::uint64_t seed) {
   Generator g(seed);
   auto t = Tensor<R>::randn(Shape{std::int64_t(n)}, g);
@@ -73,6 +92,64 @@ TEST_CASE_TEMPLATE("gemm_nn: every tile and remainder path equals the fma-chain 
     }
 }
 
+TEST_CASE_TEMPLATE("gemm_nt: every tile and remainder path equals the lane-chain reference", R, float, double) {
+  if (!simd::gemm_available()) {
+    MESSAGE("skipped: built without SIMD (the layers use Eigen then)");
+    return;
+  }
+#ifdef ERLMR_USE_XSIMD
+  const std::int64_t L = std::int64_t(xsimd::batch<R>::size);
+#else
+  const std::int64_t L = 1;
+#endif
+  // M, N: full tiles and every remainder (tiles of 3 or 4); K: shorter than a vector, whole
+  // vectors, vectors plus a tail, none.
+  const Case cases[] = {{1, 1, 1}, {4, 4, 16}, {5, 7, 3}, {9, 6, 33}, {13, 11, 100}, {64, 4, 637}, {3, 30, 0}, {40, 50, 17}};
+  for (const auto& c : cases)
+    for (bool acc : {false, true}) {
+      CAPTURE(c.M);
+      CAPTURE(c.N);
+      CAPTURE(c.K);
+      CAPTURE(acc);
+      const std::int64_t lda = c.K + 3, ldb = c.K + 1, ldc = c.N + 2;
+      const auto A = filled<R>(std::size_t(c.M * lda), 6), B = filled<R>(std::size_t(c.N * ldb), 7);
+      auto C = filled<R>(std::size_t(c.M * ldc), 8);
+      const auto before = C;
+      auto ref = C;
+      simd::gemm_nt<R>(c.M, c.N, c.K, A.data(), lda, B.data(), ldb, C.data(), ldc, acc);
+      nt_reference<R>(c.M, c.N, c.K, A.data(), lda, B.data(), ldb, ref.data(), ldc, acc, L);
+      double err = 0;
+      for (std::size_t i = 0; i < C.size(); ++i) err = std::max(err, std::abs(double(C[i]) - double(ref[i])));
+      CHECK(err <= (sizeof(R) == 4 ? 1e-3 : 1e-11));
+      bool padding_untouched = true;
+      for (std::int64_t i = 0; i < c.M; ++i)
+        padding_untouched = padding_untouched && std::memcmp(&C[std::size_t(i * ldc + c.N)], &before[std::size_t(i * ldc + c.N)],
+                                                             std::size_t(ldc - c.N) * sizeof(R)) == 0;
+      CHECK(padding_untouched);
+#ifdef __FMA__
+      CHECK(std::memcmp(C.data(), ref.data(), C.size() * sizeof(R)) == 0);
+#endif
+    }
+}
+
+TEST_CASE("gemm_nt: the same bits with one thread and with two") {
+  if (!simd::gemm_available()) {
+    MESSAGE("skipped: built without SIMD");
+    return;
+  }
+  const std::int64_t M = 61, N = 39, K = 3001;
+  const auto A = filled<float>(std::size_t(M * K), 9), B = filled<float>(std::size_t(N * K), 10);
+  std::vector<float> c1(std::size_t(M * N)), c2(c1.size());
+  auto& pool = ThreadPool::instance();
+  const int saved = pool.num_threads();
+  pool.set_num_threads(1);
+  simd::gemm_nt<float>(M, N, K, A.data(), K, B.data(), K, c1.data(), N, false);
+  pool.set_num_threads(2);
+  simd::gemm_nt<float>(M, N, K, A.data(), K, B.data(), K, c2.data(), N, false);
+  pool.set_num_threads(saved);
+  CHECK(std::memcmp(c1.data(), c2.data(), c1.size() * sizeof(float)) == 0);
+}
+
 TEST_CASE("gemm_nn: the same bits with one thread and with two") {
   if (!simd::gemm_available()) {
     MESSAGE("skipped: built without SIMD");
@@ -106,13 +183,16 @@ TEST_CASE("linear and conv2d: the unpacked products agree with Eigen's (forward 
     auto z = test::rnd<test::cd>(Shape{9, 130}, 14);
     auto y = linear(x, w, b);
     auto yz = linear(z, w, b);
-    // conv2d: forward W·cols, G_W = G·colsᵀ (as cols·Gᵀ), G_cols = Wᵀ·G.
+    // A weight of 140 ≥ kNtMaxRows rows: Y = X·Wᵀ through gemm_nn (as W·Xᵀ), not gemm_nt.
+    auto w2 = test::rnd<double>(Shape{140, 130}, 18);
+    auto y2 = linear(x, w2);
+    // conv2d: forward W·cols, G_W = G·colsᵀ (gemm_nt: 30 patch rows), G_cols = Wᵀ·G.
     auto im = test::rnd<double>(Shape{3, 5, 6, 40}, 15), k = test::rnd<double>(Shape{20, 5, 2, 3}, 16), kb = test::rnd<double>(Shape{20}, 17);
     auto c = conv2d(im, k, kb, {1, 2}, {1, 0});
-    auto loss = add(add(sum(mul(y, y)), add(sum(mul(real(yz), real(yz))), sum(imag(yz)))), sum(mul(c, c)));
+    auto loss = add(add(add(sum(mul(y, y)), add(sum(mul(real(yz), real(yz))), sum(imag(yz)))), sum(mul(c, c))), sum(mul(y2, y2)));
     backward(loss);
     simd::set_enabled(true);
-    return std::vector<Tensor<double>>{loss.value(), x.grad(), w.grad(), b.grad(), im.grad(), k.grad(), kb.grad()};
+    return std::vector<Tensor<double>>{loss.value(), x.grad(), w.grad(), b.grad(), im.grad(), k.grad(), kb.grad(), w2.grad()};
   };
   const auto thin = run(true), eigen = run(false);
   for (std::size_t i = 0; i < thin.size(); ++i) {

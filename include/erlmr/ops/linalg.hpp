@@ -88,12 +88,17 @@ template <RealScalar R> void product_atb(MatRef<R> C, CMatRef<R> A, CMatRef<R> B
   mmat(at, m, k) = A.transpose();
   simd::gemm_nn<R>(m, n, k, at.data(), k, B.data(), n, C.data(), n, accumulate);
 }
-// C = A·Bᵀ (A: m × k thin, B: n × k), as Cᵀ = B·Aᵀ so that B is read in place.
-// With fewer than kThinMin rows the kernel's vectors would be mostly padding (batch-1
-// inference: 4 rows): Eigen's product then.
+// C = A·Bᵀ (A: m × k thin, B: n × k). With B short too (fewer than kNtMaxRows rows: a
+// convolution's weight gradient G·colsᵀ, the small heads) every element is a dot product of
+// two rows read in place (simd::gemm_nt). Otherwise as Cᵀ = B·Aᵀ through gemm_nn, so that
+// B is read in place and only the thin A is transposed (for B's of 128 rows or more this
+// beats gemm_nt, whose rows then stream from L2). With fewer than kThinMin rows in A
+// gemm_nn's vectors would be mostly padding (batch-1 inference: 4 rows): Eigen's product then.
 inline constexpr std::int64_t kThinMin = 16;
+inline constexpr std::int64_t kNtMaxRows = 128;
 template <RealScalar R> void product_abt(MatRef<R> C, CMatRef<R> A, CMatRef<R> B) {
   const std::int64_t m = A.rows(), k = A.cols(), n = B.rows();
+  if (n < kNtMaxRows && thin_product(m)) return simd::gemm_nt<R>(m, n, k, A.data(), k, B.data(), k, C.data(), n, false);
   if (m < kThinMin || !thin_product(m)) return gemm_into<R>(C, A, B.transpose(), false);
   Tensor<R> at(Shape{k, m}), ct(Shape{n, m});
   mmat(at, k, m) = A.transpose();

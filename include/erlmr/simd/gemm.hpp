@@ -2,6 +2,8 @@
 //
 //   gemm_nn(M, N, K, A, lda, B, ldb, C, ldc, accumulate):  C (=|+=) A·B
 //   A (M×K), B (K×N), C (M×N), all row-major with leading dimensions lda, ldb, ldc.
+//   gemm_nt(M, N, K, A, lda, B, ldb, C, ldc, accumulate):  C (=|+=) A·Bᵀ
+//   A (M×K), B (N×K): every element of C is the dot product of two contiguous rows.
 //
 // Why: ERL-MR's products all have one thin side — at batch 16 the shared projection's
 // 1584 × 3168 weight meets 4B = 64 rows — and a general GEMM (Eigen's) copies both operands
@@ -22,10 +24,21 @@
 // row and column remainders, the padded tail, any strip or thread split), so the result
 // does not depend on the thread count. It differs from Eigen's product by the summation
 // order only (the float64 fixture tests hold to 1e-10).
+//
+// gemm_nt is for A·Bᵀ with both M and N small and K long — a convolution's weight gradient
+// G·colsᵀ (16–64 output channels × 4–256 patch rows, K = B·H·W positions), the small heads'
+// X·Wᵀ — where gemm_nn would need both operands transposed first. An MR × NR tile of C
+// keeps one SIMD accumulator per element, loads MR rows of A and NR rows of B per step of L
+// k's, and reduces each accumulator once at the end. Numerics: lane l of element (i, j)
+// is the fma chain over k ≡ l (mod L), k < K₀ = L·⌊K/L⌋, in increasing order; the L lanes
+// are summed by halving (lane[i] += lane[i + h] for h = L/2, L/4, …, 1); the chain then
+// continues over k = K₀ … K−1; the result is stored (or added to C). Every tile, remainder
+// and thread split computes each element this way.
 // Compiled with xsimd (ERLMR_USE_XSIMD); gemm_available() says whether it may be used (the
 // callers fall back to Eigen otherwise, and when simd::set_enabled(false)).
 #pragma once
 #include <algorithm>
+#include <cmath>
 #include <cstdint>
 #include <stdexcept>
 #include <type_traits>
@@ -163,6 +176,64 @@ void block(const R* A, std::int64_t lda, const R* B, std::int64_t ldb, R* C, std
   }
 }
 
+// ---- gemm_nt -------------------------------------------------------------------------
+// An MR × NR tile of C (=|+=) A·Bᵀ: MR·NR accumulators + MR + NR loaded vectors fit the
+// register file (4 × 4 with 32 vector registers, 3 × 3 with 16).
+template <class R> constexpr int kNtTile = sizeof(xsimd::batch<R>) >= 64 ? 4 : 3;
+
+template <class R, int MR, int NR>
+inline void nt_micro(const R* __restrict A, std::int64_t lda, const R* __restrict B, std::int64_t ldb, R* __restrict C,
+                     std::int64_t ldc, std::int64_t K, bool acc) {
+  using V = xsimd::batch<R>;
+  constexpr int L = int(V::size);
+  const std::int64_t K0 = K / L * L;
+  V c[MR][NR];
+  for (int r = 0; r < MR; ++r)
+    for (int j = 0; j < NR; ++j) c[r][j] = V(R(0));
+  for (std::int64_t k = 0; k < K0; k += L) {
+    V a[MR], b[NR];
+    for (int r = 0; r < MR; ++r) a[r] = V::load_unaligned(A + r * lda + k);
+    for (int j = 0; j < NR; ++j) b[j] = V::load_unaligned(B + j * ldb + k);
+    for (int r = 0; r < MR; ++r)
+      for (int j = 0; j < NR; ++j) c[r][j] = fmadd<R>(a[r], b[j], c[r][j]);
+  }
+  for (int r = 0; r < MR; ++r)
+    for (int j = 0; j < NR; ++j) {
+      alignas(64) R lane[L];
+      c[r][j].store_aligned(lane);
+      for (int h = L / 2; h >= 1; h /= 2)
+        for (int i = 0; i < h; ++i) lane[i] += lane[i + h];
+      R s = lane[0];
+      for (std::int64_t k = K0; k < K; ++k) s = std::fma(A[r * lda + k], B[j * ldb + k], s);
+      R& out = C[r * ldc + j];
+      out = acc ? out + s : s;
+    }
+}
+
+template <class R, int MR>
+inline void nt_cols(int nr, const R* A, std::int64_t lda, const R* B, std::int64_t ldb, R* C, std::int64_t ldc, std::int64_t K,
+                    bool acc) {
+  switch (nr) {
+    case 4: nt_micro<R, MR, 4>(A, lda, B, ldb, C, ldc, K, acc); break;
+    case 3: nt_micro<R, MR, 3>(A, lda, B, ldb, C, ldc, K, acc); break;
+    case 2: nt_micro<R, MR, 2>(A, lda, B, ldb, C, ldc, K, acc); break;
+    case 1: nt_micro<R, MR, 1>(A, lda, B, ldb, C, ldc, K, acc); break;
+    default: break;
+  }
+}
+template <class R>
+inline void nt_tile(int mr, int nr, const R* A, std::int64_t lda, const R* B, std::int64_t ldb, R* C, std::int64_t ldc,
+                    std::int64_t K, bool acc) {
+  switch (mr) {
+    case 4: nt_cols<R, 4>(nr, A, lda, B, ldb, C, ldc, K, acc); break;
+    case 3: nt_cols<R, 3>(nr, A, lda, B, ldb, C, ldc, K, acc); break;
+    case 2: nt_cols<R, 2>(nr, A, lda, B, ldb, C, ldc, K, acc); break;
+    case 1: nt_cols<R, 1>(nr, A, lda, B, ldb, C, ldc, K, acc); break;
+    default: break;
+  }
+}
+static_assert(kNtTile<float> <= 4 && kNtTile<double> <= 4, "nt_tile dispatches tiles of up to 4 × 4");
+
 }  // namespace gemm_detail
 #endif
 
@@ -192,6 +263,31 @@ void gemm_nn(std::int64_t M, std::int64_t N, std::int64_t K, const R* A, std::in
 #else
   (void)M, (void)N, (void)K, (void)A, (void)lda, (void)B, (void)ldb, (void)C, (void)ldc, (void)accumulate;
   throw std::logic_error("simd::gemm_nn: compiled without xsimd (check simd::gemm_available() first)");
+#endif
+}
+
+// C (=|+=) A·Bᵀ, see the top of this file. Requires gemm_available(). Tiles are taken
+// B-block by B-block (a task's tiles share their NR rows of B, which stay in L1 while A's
+// rows stream past), in chunks sized to give each thread several.
+template <RealScalar R>
+void gemm_nt(std::int64_t M, std::int64_t N, std::int64_t K, const R* A, std::int64_t lda, const R* B, std::int64_t ldb, R* C,
+             std::int64_t ldc, bool accumulate) {
+#ifdef ERLMR_USE_XSIMD
+  using namespace gemm_detail;
+  if (M <= 0 || N <= 0) return;
+  constexpr std::int64_t T = kNtTile<R>;
+  const std::int64_t mi = (M + T - 1) / T, nj = (N + T - 1) / T, tiles = mi * nj;
+  const std::int64_t grain = std::max<std::int64_t>(1, tiles / (4 * CpuDevice::num_threads()));
+  CpuDevice::parallel_for(tiles, grain, [&](std::int64_t t0, std::int64_t t1) {
+    for (std::int64_t t = t0; t < t1; ++t) {
+      const std::int64_t i = (t % mi) * T, j = (t / mi) * T;
+      nt_tile<R>(int(std::min(T, M - i)), int(std::min(T, N - j)), A + i * lda, lda, B + j * ldb, ldb, C + i * ldc + j, ldc, K,
+                 accumulate);
+    }
+  });
+#else
+  (void)M, (void)N, (void)K, (void)A, (void)lda, (void)B, (void)ldb, (void)C, (void)ldc, (void)accumulate;
+  throw std::logic_error("simd::gemm_nt: compiled without xsimd (check simd::gemm_available() first)");
 #endif
 }
 
