@@ -113,14 +113,16 @@ template <class T> Tensor<T> col2im(const Tensor<T>& cols, const Conv2dGeometry&
   return gx;
 }
 
-// (O, N·HW) <-> (N, O, HW)
+// (O, N·HW) <-> (N, O, HW): N·O row copies of HW elements, parallel over the rows.
 template <class T> void onhw_to_nohw(const T* src, T* dst, std::int64_t n, std::int64_t o, std::int64_t hw) {
-  for (std::int64_t b = 0; b < n; ++b)
-    for (std::int64_t k = 0; k < o; ++k) std::copy_n(src + (k * n + b) * hw, hw, dst + (b * o + k) * hw);
+  CpuDevice::parallel_for(n * o, std::max<std::int64_t>(1, 4096 / std::max<std::int64_t>(hw, 1)), [&](std::int64_t r0, std::int64_t r1) {
+    for (std::int64_t r = r0; r < r1; ++r) std::copy_n(src + ((r % o) * n + r / o) * hw, hw, dst + r * hw);
+  });
 }
 template <class T> void nohw_to_onhw(const T* src, T* dst, std::int64_t n, std::int64_t o, std::int64_t hw) {
-  for (std::int64_t b = 0; b < n; ++b)
-    for (std::int64_t k = 0; k < o; ++k) std::copy_n(src + (b * o + k) * hw, hw, dst + (k * n + b) * hw);
+  CpuDevice::parallel_for(n * o, std::max<std::int64_t>(1, 4096 / std::max<std::int64_t>(hw, 1)), [&](std::int64_t r0, std::int64_t r1) {
+    for (std::int64_t r = r0; r < r1; ++r) std::copy_n(src + r * hw, hw, dst + ((r % o) * n + r / o) * hw);
+  });
 }
 }  // namespace detail
 
@@ -156,7 +158,9 @@ Var<T> conv2d(const Var<T>& x, const Var<T>& w, const Var<T>& b = Var<T>(), std:
     }
     if (b.defined() && b.requires_grad()) {
       Tensor<T> gb(b.shape());
-      for (std::int64_t k = 0; k < g.o; ++k) gb.data()[k] = G.row(k).sum();
+      CpuDevice::parallel_for(g.o, 1, [&](std::int64_t k0, std::int64_t k1) {
+        for (std::int64_t k = k0; k < k1; ++k) gb.data()[k] = G.row(k).sum();
+      });
       add_grad(b, std::move(gb));
     }
   };
