@@ -39,10 +39,40 @@ TEST_CASE("complex: Euler map equals the real-pair form and broadcasts the modul
   check_grad([&] { return euler(mu, th); }, mu, th);
 }
 
+TEST_CASE("complex: Euler map by rows (mu one value per row) and the general broadcast agree with the formula") {
+  // Shapes for the row path (μ's non-1 axes a middle run of θ's, rows of >= 16: SIMD
+  // vectors and a scalar tail) and for the general path (gaps in μ's axes, θ broadcast,
+  // short rows).
+  struct Case {
+    Shape mu, th;
+  };
+  const Case cases[] = {{Shape{1, 4, 1}, Shape{3, 4, 37}}, {Shape{4, 1}, Shape{2, 4, 16}}, {Shape{1}, Shape{5, 19}},
+                        {Shape{2, 1, 1}, Shape{2, 3, 21}}, {Shape{2, 1, 5}, Shape{2, 4, 5}},  {Shape{3, 20}, Shape{20}},
+                        {Shape{3, 4, 5}, Shape{3, 4, 5}}};
+  std::uint64_t seed = 40;
+  for (const auto& c : cases) {
+    CAPTURE(c.mu.str());
+    CAPTURE(c.th.str());
+    auto mu = rnd<double>(c.mu, seed++), th = rnd<double>(c.th, seed++);
+    auto z = euler(mu, th);
+    const Shape s = broadcast_shapes(c.mu, c.th, "test");
+    REQUIRE(z.shape() == s);
+    const auto m = expand(mu.value(), s), t = expand(th.value(), s);
+    double err = 0;
+    for (std::int64_t i = 0; i < s.numel(); ++i)
+      err = std::max(err, std::abs(z.value().data()[i] - cd(m.data()[i] * std::cos(t.data()[i]), m.data()[i] * std::sin(t.data()[i]))));
+    CHECK(err < 1e-12);
+    check_grad([&] { return euler(mu, th); }, mu, th);
+  }
+}
+
 TEST_CASE("complex: Euler gradient for mu is right at mu = 0") {
   Var<double> mu(Tensor<double>::zeros(Shape{3}), true);
   auto th = rnd<double>(Shape{3}, 7);
   check_grad([&] { return euler(mu, th); }, mu, th);
+  Var<double> mu_rows(Tensor<double>::zeros(Shape{2, 1}), true);  // the row path
+  auto th_rows = rnd<double>(Shape{2, 2, 20}, 8);
+  check_grad([&] { return euler(mu_rows, th_rows); }, mu_rows, th_rows);
 }
 
 TEST_CASE("complex: arg at the origin is 0 with zero gradient; abs likewise") {

@@ -23,9 +23,57 @@ template <RealScalar R> Var<std::complex<R>> make_complex(const Var<R>& x, const
 // Euler map z = μ·exp(iθ) (μ, θ real, broadcast together).
 //   ds/dμ = exp(iθ)     ⇒ G_μ = Re(conj(G)·exp(iθ))
 //   ds/dθ = i·z         ⇒ G_θ = Re(conj(G)·i·z) = Im(G)·Re(z) − Re(G)·Im(z)
+namespace detail {
+// Whether μ broadcast to s reads μ's m elements along a middle run of axes: s as
+// (outer, m, inner) in row-major order and element i of s using μ[(i / inner) mod m]
+// (μ's non-1 axes, right-aligned to s, are contiguous and equal s there).
+inline bool slab_broadcast(const Shape& mu, const Shape& s, std::int64_t& m, std::int64_t& inner) {
+  const int r = s.rank(), rm = mu.rank();
+  if (rm > r) return false;
+  int a0 = -1, a1 = -1;  // [a0, a1): μ's non-1 axes (in s's numbering)
+  bool gap = false;      // a broadcast axis (μ 1, s > 1) after a0
+  for (int ax = r - rm; ax < r; ++ax) {
+    const std::int64_t d = mu[ax - (r - rm)];
+    if (d == 1) {
+      if (a0 >= 0 && s[ax] != 1) gap = true;
+      continue;
+    }
+    if (d != s[ax] || gap) return false;
+    if (a0 < 0) a0 = ax;
+    a1 = ax + 1;
+  }
+  m = 1, inner = 1;
+  if (a0 < 0) a0 = a1 = r;
+  for (int ax = a0; ax < a1; ++ax) m *= s[ax];
+  for (int ax = a1; ax < r; ++ax) inner *= s[ax];
+  return true;
+}
+}  // namespace detail
+
 template <RealScalar R> Var<std::complex<R>> euler(const Var<R>& mu, const Var<R>& theta) {
   using C = std::complex<R>;
   const Shape s = broadcast_shapes(mu.shape(), theta.shape(), "euler");
+  std::int64_t mu_len = 0, inner = 0;
+  if (theta.shape() == s && s.numel() > 0 && detail::slab_broadcast(mu.shape(), s, mu_len, inner) && inner >= 16) {
+    // θ full, μ one value per row of `inner` ≥ 16 elements (ERL-MR's μ (1, C, 1) against θ
+    // (B, C, P)): no expanded copies, one parallel pass each way.
+    Tensor<C> z(s);
+    const std::int64_t rows = s.numel() / inner;
+    simd::euler_rows(mu.value().data(), mu_len, theta.value().data(), z.data(), rows, inner);
+    return record("euler", z, [mu, theta, z, mu_len, inner, rows](const Tensor<C>& g) {
+      Tensor<R> gt, rs;
+      if (theta.requires_grad()) gt = Tensor<R>(theta.shape());
+      if (mu.requires_grad()) rs = Tensor<R>(Shape{rows});
+      simd::euler_rows_backward(g.data(), theta.value().data(), z.data(), gt.defined() ? gt.data() : nullptr,
+                                rs.defined() ? rs.data() : nullptr, rows, inner);
+      if (mu.requires_grad()) {
+        auto gm = Tensor<R>::zeros(mu.shape());  // Σ over the outer index in increasing order
+        for (std::int64_t r = 0; r < rows; ++r) gm.data()[r % mu_len] += rs.data()[r];
+        add_grad(mu, std::move(gm));
+      }
+      if (theta.requires_grad()) add_grad(theta, std::move(gt));
+    }, mu, theta);
+  }
   const Tensor<R> m = expand(mu.value(), s, "euler"), t = expand(theta.value(), s, "euler");
   Tensor<C> z(s);
   simd::euler(m.data(), t.data(), z.data(), z.numel());

@@ -133,6 +133,82 @@ template <class R> void euler(const R* mu, const R* theta, std::complex<R>* z, s
   });
 }
 
+// The Euler map by rows with one μ per row (μ broadcast along the rows, the ERL-MR layout:
+// μ (1, C, 1) against θ (B, C, P)): z[r·n + p] = mu[row_mu(r)]·exp(iθ[r·n + p]), with
+// row_mu(r) = r mod m. The same arithmetic as euler() per element.
+template <class R>
+void euler_rows(const R* mu, std::int64_t m, const R* theta, std::complex<R>* z, std::int64_t rows, std::int64_t n) {
+  CpuDevice::parallel_for(rows, std::max<std::int64_t>(1, kGrain / std::max<std::int64_t>(n, 1)), [&](std::int64_t r0, std::int64_t r1) {
+    for (std::int64_t r = r0; r < r1; ++r) {
+      const R mr = mu[r % m];
+      const R* t = theta + r * n;
+      std::complex<R>* zr = z + r * n;
+      std::int64_t i = 0;
+#ifdef ERLMR_USE_XSIMD
+      if (enabled()) {
+        using B = batch<R>;
+        using CB = xsimd::batch<std::complex<R>>;
+        constexpr std::int64_t W = B::size;
+        const B mb(mr);
+        for (; i + W <= n; i += W) {
+          B sn, cs;
+          std::tie(sn, cs) = xsimd::sincos(B(xsimd::load_unaligned(t + i)));
+          CB(mb * cs, mb * sn).store_unaligned(zr + i);
+        }
+      }
+#endif
+      for (; i < n; ++i) zr[i] = std::complex<R>(mr * std::cos(t[i]), mr * std::sin(t[i]));
+    }
+  });
+}
+
+// The adjoint of euler_rows for a gradient g of z (spec §2: G_θ = Im(G)·Re(z) − Re(G)·Im(z),
+// G_μ = Re(conj(G)·exp(iθ)) summed over the row):
+//   gtheta[i] = Im g[i]·Re z[i] − Re g[i]·Im z[i]               (skipped when gtheta is null)
+//   rowsum[r] = Σ_p Re g·cos θ + Im g·sin θ over row r            (skipped when rowsum is null)
+// exp(iθ) is recomputed from θ (not z/μ, which fails at μ = 0). Each row is one thread's,
+// summed in a fixed order (SIMD lanes, then the lanes' sum, then the tail).
+template <class R>
+void euler_rows_backward(const std::complex<R>* g, const R* theta, const std::complex<R>* z, R* gtheta, R* rowsum, std::int64_t rows,
+                         std::int64_t n) {
+  CpuDevice::parallel_for(rows, std::max<std::int64_t>(1, kGrain / std::max<std::int64_t>(n, 1)), [&](std::int64_t r0, std::int64_t r1) {
+    for (std::int64_t r = r0; r < r1; ++r) {
+      const std::complex<R>* gr = g + r * n;
+      const std::complex<R>* zr = z + r * n;
+      const R* t = theta + r * n;
+      R* gt = gtheta ? gtheta + r * n : nullptr;
+      R sum = 0;
+      std::int64_t i = 0;
+#ifdef ERLMR_USE_XSIMD
+      if (enabled()) {
+        using B = batch<R>;
+        using CB = xsimd::batch<std::complex<R>>;
+        constexpr std::int64_t W = B::size;
+        B acc(R(0));
+        for (; i + W <= n; i += W) {
+          const CB gv = CB::load_unaligned(gr + i);
+          if (gt) {
+            const CB zv = CB::load_unaligned(zr + i);
+            (gv.imag() * zv.real() - gv.real() * zv.imag()).store_unaligned(gt + i);
+          }
+          if (rowsum) {
+            B sn, cs;
+            std::tie(sn, cs) = xsimd::sincos(B(xsimd::load_unaligned(t + i)));
+            acc = acc + (gv.real() * cs + gv.imag() * sn);
+          }
+        }
+        sum = xsimd::hadd(acc);
+      }
+#endif
+      for (; i < n; ++i) {
+        if (gt) gt[i] = gr[i].imag() * zr[i].real() - gr[i].real() * zr[i].imag();
+        if (rowsum) sum += gr[i].real() * std::cos(t[i]) + gr[i].imag() * std::sin(t[i]);
+      }
+      if (rowsum) rowsum[r] = sum;
+    }
+  });
+}
+
 // c[i] = a[i] * b[i] for complex arrays (interleaved storage).
 template <class R> void complex_mul(const std::complex<R>* a, const std::complex<R>* b, std::complex<R>* c, std::int64_t n) {
   CpuDevice::parallel_for(n, kGrain, [&](std::int64_t bgn, std::int64_t e) {
