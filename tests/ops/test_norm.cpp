@@ -100,3 +100,98 @@ TEST_CASE("dropout: complex parts get independent masks") {
   CHECK(differ > 4000);  // independent: about half the elements lose exactly one part
   CHECK(differ < 6000);
 }
+
+TEST_CASE_TEMPLATE("batch_norm_relu_dropout: the same bits as batch_norm, relu and dropout one after another", T, float, double) {
+  // Shapes with segments shorter and longer than a SIMD vector and a mask that spans
+  // several 64-wide Philox groups; training with and without dropout, and evaluation.
+  for (const Shape s : {Shape{4, 3, 5, 7}, Shape{2, 5, 130}, Shape{3, 2}}) {
+    for (const double p : {0.0, 0.3}) {
+      for (const bool training : {true, false}) {
+        CAPTURE(s.str());
+        CAPTURE(p);
+        CAPTURE(training);
+        const std::int64_t C = s[1];
+        auto run = [&](bool fused) {
+          auto x = rnd<T>(s, 1, true, 2.0);
+          auto g = rnd<T>(Shape{C}, 2), b = rnd<T>(Shape{C}, 3);
+          auto rm = Tensor<T>::full(Shape{C}, T(0.2)), rv = Tensor<T>::full(Shape{C}, T(1.5));
+          Generator gen(7);
+          gen.reserve(13);  // not at a block boundary: the scalar edges of the mask path too
+          Var<T> y;
+          if (fused) {
+            y = batch_norm_relu_dropout(x, g, b, rm, rv, training, 0.1, 1e-5, p, &gen);
+          } else {
+            y = relu(batch_norm(x, g, b, rm, rv, training, 0.1, 1e-5));
+            y = dropout(y, p, training, gen);
+          }
+          auto w = rnd<T>(s, 4, false);  // a loss that weights every element differently
+          backward(sum(mul(y, w)));
+          return std::vector<Tensor<T>>{y.value(), rm, rv, x.grad(), g.grad(), b.grad(), Tensor<T>::full(Shape{1}, T(gen.reserve(1)))};
+        };
+        const auto a = run(true), e = run(false);
+        for (std::size_t i = 0; i < a.size(); ++i) {
+          CAPTURE(i);
+          CHECK(test::bitwise_equal(a[i], e[i]));
+        }
+      }
+    }
+  }
+}
+
+TEST_CASE("batch_norm_relu_dropout: gradient check (training, with dropout) and its argument checks") {
+  auto x = rnd<double>(Shape{3, 2, 11}, 5, true, 2.0);
+  auto g = rnd<double>(Shape{2}, 6), b = rnd<double>(Shape{2}, 7);
+  check_grad([&] {
+    auto m = Tensor<double>::zeros(Shape{2}), v = Tensor<double>::ones(Shape{2});
+    Generator gen(3);  // the same mask on every evaluation
+    return batch_norm_relu_dropout(x, g, b, m, v, true, 0.1, 1e-5, 0.25, &gen);
+  }, x, g, b);
+  auto m = Tensor<double>::zeros(Shape{2}), v = Tensor<double>::ones(Shape{2});
+  CHECK_THROWS_AS(batch_norm_relu_dropout(x, g, b, m, v, true, 0.1, 1e-5, 0.25, nullptr), std::invalid_argument);
+  CHECK_THROWS_AS(batch_norm_relu_dropout(x, g, b, m, v, true, 0.1, 1e-5, 1.0, nullptr), std::invalid_argument);
+  CHECK_NOTHROW(batch_norm_relu_dropout(x, g, b, m, v, false, 0.1, 1e-5, 0.25, nullptr));  // evaluation: no dropout
+}
+
+TEST_CASE("nn::Sequential fuses BatchNorm2d, ReLU[, Dropout] with the same results as the layers one by one") {
+  auto build = [] {
+    Generator init(11);
+    auto s = std::make_unique<nn::Sequential<double>>();
+    s->add<nn::Conv2d<double>>(2, 4, std::array<std::int64_t, 2>{2, 2}, init);
+    s->add<nn::BatchNorm2d<double>>(4);
+    s->add<nn::ReLU<double>>();
+    s->add<nn::Dropout<double>>(0.4);
+    s->add<nn::Conv2d<double>>(4, 3, std::array<std::int64_t, 2>{1, 1}, init);
+    s->add<nn::BatchNorm2d<double>>(3);
+    s->add<nn::ReLU<double>>();
+    return s;
+  };
+  auto run = [&](bool fuse, bool training) {
+    auto s = build();
+    s->fuse = fuse;
+    nn::StateLists<double> st;
+    s->collect("", st);
+    Generator drop(21);
+    nn::Context ctx{training, &drop, 1.0};
+    auto x = rnd<double>(Shape{3, 2, 4, 9}, 8, true);
+    std::vector<Tensor<double>> out;
+    for (int step = 0; step < 2; ++step) {  // twice: the second pass sees updated statistics
+      auto y = s->forward(x, ctx);
+      backward(sum(mul(y, y)));
+      out.push_back(y.value());
+    }
+    out.push_back(x.grad());
+    for (auto& p : st.params) out.push_back(p.var.grad());
+    for (auto& b : st.buffers) out.push_back(b.tensor);
+    for (auto& c : st.counters) out.push_back(Tensor<double>::full(Shape{1}, double(c.tensor.data()[0])));
+    return out;
+  };
+  for (const bool training : {true, false}) {
+    CAPTURE(training);
+    const auto a = run(true, training), e = run(false, training);
+    REQUIRE(a.size() == e.size());
+    for (std::size_t i = 0; i < a.size(); ++i) {
+      CAPTURE(i);
+      CHECK(test::bitwise_equal(a[i], e[i]));
+    }
+  }
+}

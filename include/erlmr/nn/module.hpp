@@ -14,6 +14,8 @@
 // PyTorch's while the distributions are the same.
 #pragma once
 #include <memory>
+#include <stdexcept>
+#include <type_traits>
 #include <string>
 #include <utility>
 #include <vector>
@@ -141,6 +143,14 @@ class BatchNorm2d final : public Module<R, D> {
     if (ctx.training) num_batches_tracked.data()[0] += 1;
     return batch_norm(x, weight, bias, running_mean, running_var, ctx.training, momentum, eps);
   }
+  // This layer followed by a ReLU and a dropout of probability p (0: none) as one op
+  // (batch_norm_relu_dropout: the same values, statistics and gradients). CPU only.
+  Var<R, D> forward_relu_dropout(const Var<R, D>& x, Context& ctx, double p) {
+    const double q = ctx.training ? p * ctx.dropout_scale : 0.0;
+    if (q > 0 && !ctx.rng) throw std::logic_error("Dropout: training forward pass without a Generator in the Context");
+    if (ctx.training) num_batches_tracked.data()[0] += 1;
+    return batch_norm_relu_dropout(x, weight, bias, running_mean, running_var, ctx.training, momentum, eps, q, ctx.rng);
+  }
   void collect(const std::string& p, StateLists<R, D>& out) override {
     out.params.push_back({p + "weight", weight});
     out.params.push_back({p + "bias", bias});
@@ -184,15 +194,29 @@ class Sequential final : public Module<R, D> {
     layers.push_back(std::move(m));
     return ref;
   }
+  // Runs the layers in order. On the CPU, BatchNorm2d → ReLU [→ Dropout] runs as one fused
+  // op (BatchNorm2d::forward_relu_dropout) unless fuse is false; the results are the same.
   Var<R, D> forward(const Var<R, D>& x, Context& ctx) override {
     Var<R, D> h = x;
-    for (auto& l : layers) h = l->forward(h, ctx);
+    for (std::size_t i = 0; i < layers.size(); ++i) {
+      if constexpr (std::is_same_v<D, CpuDevice>) {
+        auto* bn = fuse ? dynamic_cast<BatchNorm2d<R, D>*>(layers[i].get()) : nullptr;
+        if (bn && i + 1 < layers.size() && dynamic_cast<ReLU<R, D>*>(layers[i + 1].get())) {
+          auto* drop = i + 2 < layers.size() ? dynamic_cast<Dropout<R, D>*>(layers[i + 2].get()) : nullptr;
+          h = bn->forward_relu_dropout(h, ctx, drop ? drop->p : 0.0);
+          i += drop ? 2 : 1;
+          continue;
+        }
+      }
+      h = layers[i]->forward(h, ctx);
+    }
     return h;
   }
   void collect(const std::string& p, StateLists<R, D>& out) override {
     for (std::size_t i = 0; i < layers.size(); ++i) layers[i]->collect(p + std::to_string(i) + ".", out);
   }
   std::vector<std::unique_ptr<Module<R, D>>> layers;
+  bool fuse = true;
 };
 
 }  // namespace erlmr::nn

@@ -41,20 +41,21 @@ inline BatchNormDims batch_norm_dims(const Shape& s, const Shape& gamma, const S
 }
 }  // namespace detail
 
-template <RealScalar T>
-Var<T> batch_norm(const Var<T>& x, const Var<T>& gamma, const Var<T>& beta, const Tensor<T>& running_mean,
-                  const Tensor<T>& running_var, bool training, double momentum = 0.1, double eps = 1e-5) {
-  const Shape& s = x.shape();
-  const auto [N, C, inner] = detail::batch_norm_dims(s, gamma.shape(), beta.shape(), running_mean.shape(), running_var.shape(), training);
+namespace detail {
+// batch_norm's forward on the CPU: per-channel statistics (training) or the running ones,
+// x̂ and y = γ·x̂ + β. Channels are independent: parallel over C, and within a channel the
+// sums run over the N contiguous segments of length `inner` in a fixed order (bitwise the
+// same for any thread count). epilogue(k, len) runs on each segment [k, k + len) of y right
+// after it is written, in the same thread (the fused rectifier and dropout below).
+template <RealScalar T, class Epilogue>
+void batch_norm_forward(const Tensor<T>& x, const Tensor<T>& gamma, const Tensor<T>& beta, const Tensor<T>& running_mean,
+                        const Tensor<T>& running_var, bool training, double momentum, double eps, const BatchNormDims& d,
+                        Tensor<T>& inv, Tensor<T>& xhat, Tensor<T>& y, Epilogue&& epilogue) {
+  const auto [N, C, inner] = d;
   const std::int64_t m = N * inner;
-  const Shape cs{C};
-  Tensor<T> mu(cs), inv(cs), xhat(s), y(s);
-  const T* xv = x.value().data();
+  const T* xv = x.data();
   using Seg = Eigen::Map<const Eigen::Array<T, Eigen::Dynamic, 1>>;
   using MSeg = Eigen::Map<Eigen::Array<T, Eigen::Dynamic, 1>>;
-  // Channels are independent: parallel over C, and within a channel the sums run over the
-  // N contiguous segments of length `inner` in a fixed order (bitwise the same for any
-  // thread count).
   CpuDevice::parallel_for(C, 1, [&](std::int64_t c0, std::int64_t c1) {
     for (std::int64_t c = c0; c < c1; ++c) {
       T mean, var;
@@ -71,40 +72,63 @@ Var<T> batch_norm(const Var<T>& x, const Var<T>& gamma, const Var<T>& beta, cons
         mean = running_mean.data()[c];
         var = running_var.data()[c];
       }
-      mu.data()[c] = mean;
       inv.data()[c] = T(1) / std::sqrt(var + T(eps));
-      const T gm = gamma.value().data()[c], bt = beta.value().data()[c], is = inv.data()[c];
+      const T gm = gamma.data()[c], bt = beta.data()[c], is = inv.data()[c];
       for (std::int64_t n = 0; n < N; ++n) {
         const std::int64_t k = (n * C + c) * inner;
         MSeg xh(xhat.data() + k, inner);
         xh = (Seg(xv + k, inner) - mean) * is;
         MSeg(y.data() + k, inner) = gm * xh + bt;
+        epilogue(k, inner);
       }
     }
   });
-  auto rule = [x, gamma, beta, xhat, inv, training, N, C, inner, m](const Tensor<T>& g) {
-    Tensor<T> gx(x.shape()), gg(Shape{C}), gb(Shape{C});
-    CpuDevice::parallel_for(C, 1, [&](std::int64_t c0, std::int64_t c1) {
-      for (std::int64_t c = c0; c < c1; ++c) {
-        T sg = 0, sgx = 0;
-        for (std::int64_t n = 0; n < N; ++n) {
-          const std::int64_t k = (n * C + c) * inner;
-          const Seg gs(g.data() + k, inner), xs(xhat.data() + k, inner);
-          sg += gs.sum();
-          sgx += (gs * xs).sum();
-        }
-        gb.data()[c] = sg;
-        gg.data()[c] = sgx;
-        const T a = gamma.value().data()[c] * inv.data()[c];
-        const T mg = sg / T(m), mgx = sgx / T(m);
-        for (std::int64_t n = 0; n < N; ++n) {
-          const std::int64_t k = (n * C + c) * inner;
-          const Seg gs(g.data() + k, inner), xs(xhat.data() + k, inner);
-          if (training) MSeg(gx.data() + k, inner) = a * (gs - mg - xs * mgx);
-          else MSeg(gx.data() + k, inner) = a * gs;
-        }
+}
+
+// batch_norm's rule: G_β = Σ G, G_γ = Σ G·x̂, G_x = γ·s·(G − mean(G) − x̂·mean(G·x̂)) per
+// channel (training), G_x = γ·s·G (evaluation); parallel over channels, fixed-order sums.
+template <RealScalar T>
+void batch_norm_backward(const T* g, const Tensor<T>& xhat, const Tensor<T>& inv, const Tensor<T>& gamma, bool training,
+                         const BatchNormDims& d, Tensor<T>& gx, Tensor<T>& gg, Tensor<T>& gb) {
+  const auto [N, C, inner] = d;
+  const std::int64_t m = N * inner;
+  using Seg = Eigen::Map<const Eigen::Array<T, Eigen::Dynamic, 1>>;
+  using MSeg = Eigen::Map<Eigen::Array<T, Eigen::Dynamic, 1>>;
+  CpuDevice::parallel_for(C, 1, [&](std::int64_t c0, std::int64_t c1) {
+    for (std::int64_t c = c0; c < c1; ++c) {
+      T sg = 0, sgx = 0;
+      for (std::int64_t n = 0; n < N; ++n) {
+        const std::int64_t k = (n * C + c) * inner;
+        const Seg gs(g + k, inner), xs(xhat.data() + k, inner);
+        sg += gs.sum();
+        sgx += (gs * xs).sum();
       }
-    });
+      gb.data()[c] = sg;
+      gg.data()[c] = sgx;
+      const T a = gamma.data()[c] * inv.data()[c];
+      const T mg = sg / T(m), mgx = sgx / T(m);
+      for (std::int64_t n = 0; n < N; ++n) {
+        const std::int64_t k = (n * C + c) * inner;
+        const Seg gs(g + k, inner), xs(xhat.data() + k, inner);
+        if (training) MSeg(gx.data() + k, inner) = a * (gs - mg - xs * mgx);
+        else MSeg(gx.data() + k, inner) = a * gs;
+      }
+    }
+  });
+}
+}  // namespace detail
+
+template <RealScalar T>
+Var<T> batch_norm(const Var<T>& x, const Var<T>& gamma, const Var<T>& beta, const Tensor<T>& running_mean,
+                  const Tensor<T>& running_var, bool training, double momentum = 0.1, double eps = 1e-5) {
+  const Shape& s = x.shape();
+  const auto d = detail::batch_norm_dims(s, gamma.shape(), beta.shape(), running_mean.shape(), running_var.shape(), training);
+  Tensor<T> inv(Shape{d.C}), xhat(s), y(s);
+  detail::batch_norm_forward(x.value(), gamma.value(), beta.value(), running_mean, running_var, training, momentum, eps, d, inv, xhat,
+                             y, [](std::int64_t, std::int64_t) {});
+  auto rule = [x, gamma, beta, xhat, inv, training, d](const Tensor<T>& g) {
+    Tensor<T> gx(x.shape()), gg(Shape{d.C}), gb(Shape{d.C});
+    detail::batch_norm_backward(g.data(), xhat, inv, gamma.value(), training, d, gx, gg, gb);
     add_grad(x, std::move(gx));
     add_grad(gamma, std::move(gg));
     add_grad(beta, std::move(gb));
@@ -121,20 +145,15 @@ inline void check_dropout_p(double p) {
 inline std::uint32_t dropout_threshold(double p) { return static_cast<std::uint32_t>(std::ceil(p * 16777216.0)); }
 }  // namespace detail
 
-// Dropout; identity when !training or p == 0.
-template <Scalar T> Var<T> dropout(const Var<T>& x, double p, bool training, Generator& gen) {
-  detail::check_dropout_p(p);
-  if (!training || p == 0) return x;
-  using R = real_t<T>;
-  constexpr int parts = is_complex_v<T> ? 2 : 1;
-  const std::int64_t n = x.numel();
-  const std::uint64_t first = gen.reserve(static_cast<std::uint64_t>(parts * n));
+namespace detail {
+// The mask of `total` reals: 0 or 1/(1−p) each, counter first + i deciding element i
+// (first = gen.reserve(total)). Whole Philox blocks are evaluated once for their four words
+// (the same values as gen.uniform).
+template <RealScalar R> Tensor<R> dropout_mask(Generator& gen, std::int64_t total, double p) {
+  const std::uint64_t first = gen.reserve(static_cast<std::uint64_t>(total));
   const R keep_scale = R(1) / R(1 - p);
-  // mask holds 0 or 1/(1−p) for each real part; counter first + i decides part i. Whole
-  // Philox blocks are evaluated once for their four words (same values as gen.uniform).
-  Tensor<R> mask(Shape{parts * n});
-  const std::int64_t total = parts * n;
-  const std::uint32_t threshold = detail::dropout_threshold(p);  // keep iff (bits >> 8) >= p·2²⁴
+  Tensor<R> mask(Shape{total});
+  const std::uint32_t threshold = dropout_threshold(p);  // keep iff (bits >> 8) >= p·2²⁴
   CpuDevice::parallel_for(total, 1 << 14, [&](std::int64_t b, std::int64_t e) {
     // Locals, not the captured references: read through the capture, the compiler must
     // assume the stores below may change them and emits a scalar load-compare-branch per mask.
@@ -159,6 +178,18 @@ template <Scalar T> Var<T> dropout(const Var<T>& x, double p, bool training, Gen
       for (std::uint64_t k = c & 3; k < 4 && i < e; ++k, ++i) mask.data()[i] = R((w1[k] >> 8) >= thr) * ks;
     }
   });
+  return mask;
+}
+}  // namespace detail
+
+// Dropout; identity when !training or p == 0.
+template <Scalar T> Var<T> dropout(const Var<T>& x, double p, bool training, Generator& gen) {
+  detail::check_dropout_p(p);
+  if (!training || p == 0) return x;
+  using R = real_t<T>;
+  constexpr int parts = is_complex_v<T> ? 2 : 1;
+  const std::int64_t n = x.numel();
+  const Tensor<R> mask = detail::dropout_mask<R>(gen, parts * n, p);
   auto apply = [mask, n](const Tensor<T>& in) {  // elementwise, so any split is exact
     Tensor<T> out(in.shape());
     // A complex tensor is 2n interleaved reals, one mask value per part. Local restrict
@@ -175,6 +206,66 @@ template <Scalar T> Var<T> dropout(const Var<T>& x, double p, bool training, Gen
     return out;
   };
   return record("dropout", apply(x.value()), [x, apply](const Tensor<T>& g) { add_grad(x, apply(g)); }, x);
+}
+
+// batch_norm → relu → dropout(p) as one op: the sensor encoder's blocks and the CNN's stem
+// (nn::Sequential calls it for BatchNorm2d, ReLU[, Dropout] on the CPU). It gives the values,
+// the running statistics and the gradients of the three ops applied one after another with
+// the same Generator, bit for bit, in one pass over the data each way instead of three:
+//   forward   y as batch_norm computes it, then per element d = (y < 0 ? 0 : y)·mask
+//             (mask from dropout_mask, drawn at the same point of the Generator's stream;
+//             without dropout — p = 0 — d = (y < 0 ? 0 : y));
+//   backward  the op keeps gate = (y > 0 ? mask : −1) in place of the three ops' saved
+//             tensors, and hands G_y = (gate ≥ 0 ? G·gate : 0) to batch_norm's rule — what
+//             dropout's rule (G·mask) and then relu's (G where y > 0, else 0) compute.
+template <RealScalar T>
+Var<T> batch_norm_relu_dropout(const Var<T>& x, const Var<T>& gamma, const Var<T>& beta, const Tensor<T>& running_mean,
+                               const Tensor<T>& running_var, bool training, double momentum, double eps, double p, Generator* gen) {
+  detail::check_dropout_p(p);
+  const bool drop = training && p > 0;
+  if (drop && !gen) throw std::invalid_argument("batch_norm_relu_dropout: dropout needs a Generator");
+  const Shape& s = x.shape();
+  const auto d = detail::batch_norm_dims(s, gamma.shape(), beta.shape(), running_mean.shape(), running_var.shape(), training);
+  Tensor<T> inv(Shape{d.C}), xhat(s), y(s);
+  // The mask is drawn before the statistics: batch norm draws nothing, so the counters are
+  // the ones dropout would take after it. It becomes the gate in place.
+  Tensor<T> gate = drop ? detail::dropout_mask<T>(*gen, s.numel(), p) : Tensor<T>(Shape{s.numel()});
+  T* gp = gate.data();
+  T* yp = y.data();
+  detail::batch_norm_forward(x.value(), gamma.value(), beta.value(), running_mean, running_var, training, momentum, eps, d, inv, xhat,
+                             y, [gp, yp, drop](std::int64_t k, std::int64_t len) {
+                               T* __restrict yk = yp + k;
+                               T* __restrict gk = gp + k;
+                               if (drop)
+                                 for (std::int64_t i = 0; i < len; ++i) {
+                                   const T v = yk[i], mk = gk[i];
+                                   gk[i] = v > T(0) ? mk : T(-1);
+                                   yk[i] = (v < T(0) ? T(0) : v) * mk;
+                                 }
+                               else
+                                 for (std::int64_t i = 0; i < len; ++i) {
+                                   const T v = yk[i];
+                                   gk[i] = v > T(0) ? T(1) : T(-1);
+                                   yk[i] = v < T(0) ? T(0) : v;
+                                 }
+                             });
+  auto rule = [x, gamma, beta, xhat, inv, gate, training, d](const Tensor<T>& g) {
+    Tensor<T> gy(x.shape()), gx(x.shape()), gg(Shape{d.C}), gb(Shape{d.C});
+    const T* gp = g.data();
+    const T* kp = gate.data();
+    T* op = gy.data();
+    CpuDevice::parallel_for(gy.numel(), 1 << 15, [gp, kp, op](std::int64_t b, std::int64_t e) {
+      const T* __restrict gs = gp;
+      const T* __restrict ks = kp;
+      T* __restrict os = op;
+      for (std::int64_t i = b; i < e; ++i) os[i] = ks[i] >= T(0) ? gs[i] * ks[i] : T(0);
+    });
+    detail::batch_norm_backward(gy.data(), xhat, inv, gamma.value(), training, d, gx, gg, gb);
+    add_grad(x, std::move(gx));
+    add_grad(gamma, std::move(gg));
+    add_grad(beta, std::move(gb));
+  };
+  return record("batch_norm_relu_dropout", y, rule, x, gamma, beta);
 }
 
 }  // namespace erlmr
