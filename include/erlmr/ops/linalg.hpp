@@ -66,6 +66,20 @@ void gemm_into(MatRef<T> C, const EA& A, const EB& B, bool accumulate) {
 template <class T> CMatRef<T> cmat(const Tensor<T>& t, std::int64_t r, std::int64_t c) { return CMatRef<T>(t.data(), r, c); }
 template <class T> MatRef<T> mmat(const Tensor<T>& t, std::int64_t r, std::int64_t c) { return MatRef<T>(t.data(), r, c); }
 
+// dst (cols × rows) = srcᵀ for a row-major src (rows × cols): 32 × 32 tiles (each read
+// and written through L1), parallel over bands of dst rows. A copy: exact in any split.
+template <class R> void transpose_into(const R* src, std::int64_t rows, std::int64_t cols, R* dst) {
+  constexpr std::int64_t T = 32;
+  CpuDevice::parallel_for((cols + T - 1) / T, 1, [=](std::int64_t b0, std::int64_t b1) {
+    for (std::int64_t jb = b0 * T; jb < std::min(cols, b1 * T); jb += T)
+      for (std::int64_t ib = 0; ib < rows; ib += T) {
+        const std::int64_t je = std::min(cols, jb + T), ie = std::min(rows, ib + T);
+        for (std::int64_t j = jb; j < je; ++j)
+          for (std::int64_t i = ib; i < ie; ++i) dst[j * rows + i] = src[i * cols + j];
+      }
+  });
+}
+
 // Real products with a thin side (at most kThinMax rows: the batch side of every product
 // in ERL-MR's step, the output channels of a convolution) go through simd::gemm_nn, which
 // reads the big operand (a weight, im2col's columns) in place instead of packing it; the
@@ -85,7 +99,7 @@ template <RealScalar R> void product_atb(MatRef<R> C, CMatRef<R> A, CMatRef<R> B
   const std::int64_t k = A.rows(), m = A.cols(), n = B.cols();
   if (!thin_product(std::min(m, k))) return gemm_into<R>(C, A.transpose(), B, accumulate);
   Tensor<R> at(Shape{m, k});
-  mmat(at, m, k) = A.transpose();
+  transpose_into(A.data(), k, m, at.data());
   simd::gemm_nn<R>(m, n, k, at.data(), k, B.data(), n, C.data(), n, accumulate);
 }
 // C = A·Bᵀ (A: m × k thin, B: n × k). With B short too (fewer than kNtMaxRows rows: a
@@ -101,9 +115,9 @@ template <RealScalar R> void product_abt(MatRef<R> C, CMatRef<R> A, CMatRef<R> B
   if (n < kNtMaxRows && thin_product(m)) return simd::gemm_nt<R>(m, n, k, A.data(), k, B.data(), k, C.data(), n, false);
   if (m < kThinMin || !thin_product(m)) return gemm_into<R>(C, A, B.transpose(), false);
   Tensor<R> at(Shape{k, m}), ct(Shape{n, m});
-  mmat(at, k, m) = A.transpose();
+  transpose_into(A.data(), m, k, at.data());
   simd::gemm_nn<R>(n, m, k, B.data(), k, at.data(), m, ct.data(), m, false);
-  C = cmat(ct, n, m).transpose();
+  transpose_into(ct.data(), n, m, C.data());
 }
 
 // [Re z; Im z] as a (2m, k) real matrix (the stacked form of a complex (m, k) matrix).
