@@ -51,6 +51,39 @@ TEST_CASE_TEMPLATE("conv2d: value against the definition, and gradients", T, dou
   SUBCASE("asymmetric stride/padding") { check_grad([&] { return conv2d(x, w, b, {1, 2}, {2, 0}); }, x, w, b); }
 }
 
+TEST_CASE_TEMPLATE("conv2d: pointwise kernels and batches of one and several samples", T, double, cd) {
+  // A 1×1 kernel with stride 1 and no padding takes col2im's plane-copy path; batches of 1
+  // and 6: against the definition and gradcheck.
+  for (const std::int64_t n : {1, 6}) {
+    CAPTURE(n);
+    auto x = rnd<T>(Shape{n, 5, 3, 7}, 5);
+    auto w1 = rnd<T>(Shape{4, 5, 1, 1}, 6), w2 = rnd<T>(Shape{4, 5, 2, 3}, 7);
+    auto b = rnd<T>(Shape{4}, 8);
+    CHECK(test::max_abs_diff(conv2d(x, w1, b).value(), naive_conv(x.value(), w1.value(), b.value(), 1, 1, 0, 0)) < 1e-12);
+    CHECK(test::max_abs_diff(conv2d(x, w2, b, {1, 2}, {1, 0}).value(), naive_conv(x.value(), w2.value(), b.value(), 1, 2, 1, 0)) < 1e-12);
+    check_grad([&] { return conv2d(x, w1, b); }, x, w1, b);
+    check_grad([&] { return conv2d(x, w2, b, {1, 2}, {1, 0}); }, x, w2, b);
+  }
+}
+
+TEST_CASE("conv2d: the same bits with one thread and with two") {
+  auto run = [](int threads) {
+    auto& pool = ThreadPool::instance();
+    const int saved = pool.num_threads();
+    pool.set_num_threads(threads);
+    auto x = rnd<float>(Shape{8, 6, 2, 45}, 9), w = rnd<float>(Shape{16, 6, 2, 2}, 10), b = rnd<float>(Shape{16}, 11);
+    auto y = conv2d(x, w, b);
+    backward(sum(mul(y, y)));
+    pool.set_num_threads(saved);
+    return std::vector<Tensor<float>>{y.value(), x.grad(), w.grad(), b.grad()};
+  };
+  const auto a = run(1), c = run(2);
+  for (std::size_t i = 0; i < a.size(); ++i) {
+    CAPTURE(i);
+    CHECK(test::bitwise_equal(a[i], c[i]));
+  }
+}
+
 TEST_CASE("conv2d: the sensor encoder's first layer geometry") {
   auto x = rnd<double>(Shape{2, 1, 3, 20}, 1, false);
   auto w = rnd<double>(Shape{64, 1, 2, 2}, 2, false);
