@@ -57,7 +57,9 @@ void run_tape(const PoolVector<NodeBase*>& tape, bool retain_graph, bool clear_a
     if (n->released)
       throw AutogradError(std::string("backward: the graph through '") + n->op +
                           "' was freed by an earlier backward pass; pass retain_graph = true to the first one");
+    const profile::RuleTimer timer;
     n->run_backward();
+    timer.finish(n->op);
     if (clear_after_use) n->clear_adjoint();
     if (!retain_graph) n->release();
   }

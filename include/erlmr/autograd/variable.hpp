@@ -25,6 +25,7 @@
 #include <utility>
 #include <vector>
 
+#include "erlmr/autograd/profile.hpp"
 #include "erlmr/core/tensor.hpp"
 
 namespace erlmr {
@@ -210,6 +211,7 @@ template <class V> bool any_requires_grad(const V& v) { return v.requires_grad()
 // recorded when grad mode is off or no parent requires a gradient.
 template <class T, class D, class Rule, class... Parents>
 Var<T, D> record(const char* op, Tensor<T, D> value, Rule&& rule, const Parents&... parents) {
+  profile::on_record(op);
   const bool needs = grad_enabled() && (false || ... || parents.requires_grad());
   auto n = std::allocate_shared<Node<T, D>>(PoolAllocator<Node<T, D>>());
   n->value = std::move(value);
@@ -226,6 +228,7 @@ Var<T, D> record(const char* op, Tensor<T, D> value, Rule&& rule, const Parents&
 // record() for a variable number of parents (concat).
 template <class T, class D, class Rule>
 Var<T, D> record_n(const char* op, Tensor<T, D> value, Rule&& rule, std::span<const Var<T, D>> parents) {
+  profile::on_record(op);
   bool needs = false;
   for (const auto& p : parents) needs = needs || p.requires_grad();
   auto n = std::allocate_shared<Node<T, D>>(PoolAllocator<Node<T, D>>());
