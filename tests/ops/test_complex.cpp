@@ -83,6 +83,20 @@ TEST_CASE("complex: arg at the origin is 0 with zero gradient; abs likewise") {
   CHECK(z.grad()[0] == cd(0, 0));
 }
 
+TEST_CASE("complex: arg's gradient is exactly +0 at the origin (either zero's sign) and for NaN parts") {
+  const double nan = std::numeric_limits<double>::quiet_NaN();
+  Var<cd> z(Tensor<cd>::from_vector(Shape{4}, {cd(0, 0), cd(-0.0, 0), cd(nan, 1), cd(1, nan)}), true);
+  backward(sum(arg(z)));
+  for (int i = 0; i < 4; ++i) {
+    CAPTURE(i);
+    const cd g = z.grad().data()[i];
+    CHECK(!std::signbit(g.real()));
+    CHECK(!std::signbit(g.imag()));
+    CHECK(g.real() == 0.0);
+    CHECK(g.imag() == 0.0);
+  }
+}
+
 TEST_CASE("complex: arg of CReLU output lies in [0, pi/2]") {
   auto z = rnd<cd>(Shape{1000}, 8, false);
   auto t = arg(crelu(z)).value();

@@ -104,7 +104,7 @@ TEST_CASE("dropout: complex parts get independent masks") {
 TEST_CASE_TEMPLATE("batch_norm_relu_dropout: the same bits as batch_norm, relu and dropout one after another", T, float, double) {
   // Shapes with segments shorter and longer than a SIMD vector and a mask that spans
   // several 64-wide Philox groups; training with and without dropout, and evaluation.
-  for (const Shape s : {Shape{4, 3, 5, 7}, Shape{2, 5, 130}, Shape{3, 2}}) {
+  for (const Shape& s : {Shape{4, 3, 5, 7}, Shape{2, 5, 130}, Shape{3, 2}}) {
     for (const double p : {0.0, 0.3}) {
       for (const bool training : {true, false}) {
         CAPTURE(s.str());
@@ -176,6 +176,7 @@ TEST_CASE("nn::Sequential fuses BatchNorm2d, ReLU[, Dropout] with the same resul
     std::vector<Tensor<double>> out;
     for (int step = 0; step < 2; ++step) {  // twice: the second pass sees updated statistics
       auto y = s->forward(x, ctx);
+      CHECK(std::string(y.op()) == (fuse ? "batch_norm_relu_dropout" : "relu"));  // the fusion happened (or not)
       backward(sum(mul(y, y)));
       out.push_back(y.value());
     }
@@ -185,6 +186,19 @@ TEST_CASE("nn::Sequential fuses BatchNorm2d, ReLU[, Dropout] with the same resul
     for (auto& c : st.counters) out.push_back(Tensor<double>::full(Shape{1}, double(c.tensor.data()[0])));
     return out;
   };
+  {  // dropout without a Generator: both throw, after the first batch norm's update
+    auto fused = build(), plain = build();
+    plain->fuse = false;
+    nn::Context ctx{true, nullptr, 1.0};
+    auto x = rnd<double>(Shape{3, 2, 4, 9}, 8, false);
+    CHECK_THROWS_AS(fused->forward(x, ctx), std::logic_error);
+    CHECK_THROWS_AS(plain->forward(x, ctx), std::logic_error);
+    auto* bf = dynamic_cast<nn::BatchNorm2d<double>*>(fused->layers[1].get());
+    auto* bp = dynamic_cast<nn::BatchNorm2d<double>*>(plain->layers[1].get());
+    CHECK(test::bitwise_equal(bf->running_mean, bp->running_mean));
+    CHECK(bf->num_batches_tracked.data()[0] == 1);
+    CHECK(bp->num_batches_tracked.data()[0] == 1);
+  }
   for (const bool training : {true, false}) {
     CAPTURE(training);
     const auto a = run(true, training), e = run(false, training);

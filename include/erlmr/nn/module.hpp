@@ -203,9 +203,14 @@ class Sequential final : public Module<R, D> {
         auto* bn = fuse ? dynamic_cast<BatchNorm2d<R, D>*>(layers[i].get()) : nullptr;
         if (bn && i + 1 < layers.size() && dynamic_cast<ReLU<R, D>*>(layers[i + 1].get())) {
           auto* drop = i + 2 < layers.size() ? dynamic_cast<Dropout<R, D>*>(layers[i + 2].get()) : nullptr;
-          h = bn->forward_relu_dropout(h, ctx, drop ? drop->p : 0.0);
-          i += drop ? 2 : 1;
-          continue;
+          // A dropout that would throw (no Generator) runs unfused, so that it throws after
+          // the batch norm has updated its statistics, as the layers one by one do.
+          const bool throws = drop && ctx.training && drop->p * ctx.dropout_scale > 0 && !ctx.rng;
+          if (!throws) {
+            h = bn->forward_relu_dropout(h, ctx, drop ? drop->p : 0.0);
+            i += drop ? 2 : 1;
+            continue;
+          }
         }
       }
       h = layers[i]->forward(h, ctx);

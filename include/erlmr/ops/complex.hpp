@@ -152,9 +152,10 @@ template <RealScalar R> Var<R> arg(const Var<std::complex<R>>& z) {
       for (std::int64_t i = b; i < e; ++i) {
         const R re = zs[2 * i], im = zs[2 * i + 1];
         const R r2 = re * re + im * im;
-        const R k = r2 > R(0) ? gs[i] / r2 : R(0);
-        os[2 * i] = -im * k;
-        os[2 * i + 1] = re * k;
+        const bool on = r2 > R(0);  // false at the origin (and for NaN): exactly +0 there
+        const R k = on ? gs[i] / r2 : R(0);
+        os[2 * i] = on ? -im * k : R(0);
+        os[2 * i + 1] = on ? re * k : R(0);
       }
     });
     add_grad(z, std::move(gz));

@@ -14,8 +14,9 @@
 // row) panels of fixed width that threads take independently; each panel is a
 // single-threaded Eigen GEMM whose shape does not depend on the thread count,
 // so results are bitwise identical for any number of threads. Real products with a
-// thin side (the linear layer's three) go through simd::gemm_nn instead, which reads
-// the big operand in place (simd/gemm.hpp).
+// thin side (the linear layer's three, a convolution's three) go through simd::gemm_nn
+// instead, which reads the big operand in place, and A·Bᵀ with both sides short through
+// simd::gemm_nt, which reads both in place (simd/gemm.hpp, product_* below).
 #pragma once
 #include <array>
 

@@ -135,7 +135,9 @@ template <class R> void euler(const R* mu, const R* theta, std::complex<R>* z, s
 
 // The Euler map by rows with one μ per row (μ broadcast along the rows, the ERL-MR layout:
 // μ (1, C, 1) against θ (B, C, P)): z[r·n + p] = mu[row_mu(r)]·exp(iθ[r·n + p]), with
-// row_mu(r) = r mod m. The same arithmetic as euler() per element.
+// row_mu(r) = r mod m. The same formula as euler(); each row's last n mod W elements use the
+// scalar std::cos/std::sin (a few ulps from the SIMD ones), so the bits can differ from
+// euler()'s on the expanded μ.
 template <class R>
 void euler_rows(const R* mu, std::int64_t m, const R* theta, std::complex<R>* z, std::int64_t rows, std::int64_t n) {
   CpuDevice::parallel_for(rows, std::max<std::int64_t>(1, kGrain / std::max<std::int64_t>(n, 1)), [&](std::int64_t r0, std::int64_t r1) {
