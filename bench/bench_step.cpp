@@ -72,6 +72,21 @@ void BM_ThinGemm(benchmark::State& st) {
 }
 BENCHMARK(BM_ThinGemm)->Arg(0)->Arg(1)->Unit(benchmark::kMillisecond);
 
+// The convolution weight gradients' shape, G·colsᵀ with O output channels and K patch rows
+// over the batch-16 positions (16·198 = 3168): product_abt (arg 1: O, arg 2: K), which takes
+// simd::gemm_nt below 128 patch rows and the transposing gemm_nn route above.
+void BM_ConvWeightGrad(benchmark::State& st) {
+  const std::int64_t O = st.range(0), K = st.range(1), P = 3168;
+  Generator g(3);
+  auto G = Tensor<float>::randn(Shape{O, P}, g), cols = Tensor<float>::randn(Shape{K, P}, g), gw = Tensor<float>(Shape{O, K});
+  for (auto _ : st) {
+    detail::product_abt<float>(detail::mmat(gw, O, K), detail::cmat(G, O, P), detail::cmat(cols, K, P));
+    benchmark::DoNotOptimize(gw.data());
+  }
+  set_counters(st, 2.0 * O * K * P, 0);
+}
+BENCHMARK(BM_ConvWeightGrad)->Args({64, 4})->Args({32, 64})->Args({16, 32})->Args({64, 256})->Unit(benchmark::kMicrosecond);
+
 void BM_Step(benchmark::State& st, const std::string& config) {
   const auto c = bench::StepConfig::parse(config);
   bench::StepRunner r(c);
