@@ -48,6 +48,24 @@ template <class R> std::vector<R> filled(std::size_t n, std::uint64_t seed) {
   return std::vector<R>(t.data(), t.data() + n);
 }
 
+// A kernel's C against its reference: close in any build; columns [N, ldc) of every row
+// untouched; and with FMA hardware (the kernels' chains fused like std::fma) the same bits.
+template <class R>
+void check_against_reference(const std::vector<R>& C, const std::vector<R>& ref, const std::vector<R>& before, std::int64_t M,
+                             std::int64_t N, std::int64_t ldc) {
+  double err = 0;
+  for (std::size_t i = 0; i < C.size(); ++i) err = std::max(err, std::abs(double(C[i]) - double(ref[i])));
+  CHECK(err <= (sizeof(R) == 4 ? 1e-3 : 1e-11));
+  bool padding_untouched = true;
+  for (std::int64_t i = 0; i < M; ++i)
+    padding_untouched = padding_untouched && std::memcmp(&C[std::size_t(i * ldc + N)], &before[std::size_t(i * ldc + N)],
+                                                         std::size_t(ldc - N) * sizeof(R)) == 0;
+  CHECK(padding_untouched);
+#ifdef __FMA__
+  CHECK(std::memcmp(C.data(), ref.data(), C.size() * sizeof(R)) == 0);
+#endif
+}
+
 struct Case {
   std::int64_t M, N, K;
 };
@@ -77,18 +95,7 @@ TEST_CASE_TEMPLATE("gemm_nn: every tile and remainder path equals the fma-chain 
       auto ref = C;
       simd::gemm_nn<R>(c.M, c.N, c.K, A.data(), lda, B.data(), ldb, C.data(), ldc, acc);
       fma_reference<R>(c.M, c.N, c.K, A.data(), lda, B.data(), ldb, ref.data(), ldc, acc);
-      double err = 0;
-      for (std::size_t i = 0; i < C.size(); ++i) err = std::max(err, std::abs(double(C[i]) - double(ref[i])));
-      CHECK(err <= (sizeof(R) == 4 ? 1e-3 : 1e-11));
-      bool padding_untouched = true;  // columns [N, ldc) of every row
-      for (std::int64_t i = 0; i < c.M; ++i)
-        padding_untouched = padding_untouched && std::memcmp(&C[std::size_t(i * ldc + c.N)], &before[std::size_t(i * ldc + c.N)],
-                                                             std::size_t(ldc - c.N) * sizeof(R)) == 0;
-      CHECK(padding_untouched);
-#ifdef __FMA__
-      // With FMA hardware the kernel's chains are fused like std::fma: the same bits.
-      CHECK(std::memcmp(C.data(), ref.data(), C.size() * sizeof(R)) == 0);
-#endif
+      check_against_reference(C, ref, before, c.M, c.N, ldc);
     }
 }
 
@@ -118,17 +125,7 @@ TEST_CASE_TEMPLATE("gemm_nt: every tile and remainder path equals the lane-chain
       auto ref = C;
       simd::gemm_nt<R>(c.M, c.N, c.K, A.data(), lda, B.data(), ldb, C.data(), ldc, acc);
       nt_reference<R>(c.M, c.N, c.K, A.data(), lda, B.data(), ldb, ref.data(), ldc, acc, L);
-      double err = 0;
-      for (std::size_t i = 0; i < C.size(); ++i) err = std::max(err, std::abs(double(C[i]) - double(ref[i])));
-      CHECK(err <= (sizeof(R) == 4 ? 1e-3 : 1e-11));
-      bool padding_untouched = true;
-      for (std::int64_t i = 0; i < c.M; ++i)
-        padding_untouched = padding_untouched && std::memcmp(&C[std::size_t(i * ldc + c.N)], &before[std::size_t(i * ldc + c.N)],
-                                                             std::size_t(ldc - c.N) * sizeof(R)) == 0;
-      CHECK(padding_untouched);
-#ifdef __FMA__
-      CHECK(std::memcmp(C.data(), ref.data(), C.size() * sizeof(R)) == 0);
-#endif
+      check_against_reference(C, ref, before, c.M, c.N, ldc);
     }
 }
 

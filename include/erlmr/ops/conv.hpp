@@ -113,15 +113,15 @@ template <class T> Tensor<T> col2im(const Tensor<T>& cols, const Conv2dGeometry&
   return gx;
 }
 
-// (O, N·HW) <-> (N, O, HW): N·O row copies of HW elements, parallel over the rows.
-template <class T> void onhw_to_nohw(const T* src, T* dst, std::int64_t n, std::int64_t o, std::int64_t hw) {
+// (O, N·HW) -> (N, O, HW) when to_nohw, else the reverse: N·O row copies of HW elements,
+// parallel over the rows (as cuda::permute_onhw).
+template <class T> void permute_onhw(const T* src, T* dst, std::int64_t n, std::int64_t o, std::int64_t hw, bool to_nohw) {
   CpuDevice::parallel_for(n * o, std::max<std::int64_t>(1, 4096 / std::max<std::int64_t>(hw, 1)), [&](std::int64_t r0, std::int64_t r1) {
-    for (std::int64_t r = r0; r < r1; ++r) std::copy_n(src + ((r % o) * n + r / o) * hw, hw, dst + r * hw);
-  });
-}
-template <class T> void nohw_to_onhw(const T* src, T* dst, std::int64_t n, std::int64_t o, std::int64_t hw) {
-  CpuDevice::parallel_for(n * o, std::max<std::int64_t>(1, 4096 / std::max<std::int64_t>(hw, 1)), [&](std::int64_t r0, std::int64_t r1) {
-    for (std::int64_t r = r0; r < r1; ++r) std::copy_n(src + r * hw, hw, dst + ((r % o) * n + r / o) * hw);
+    for (std::int64_t r = r0; r < r1; ++r) {  // r = b·o + k; the (O, N·HW) row is k·n + b
+      const std::int64_t onhw = (r % o) * n + r / o;
+      if (to_nohw) std::copy_n(src + onhw * hw, hw, dst + r * hw);
+      else std::copy_n(src + r * hw, hw, dst + onhw * hw);
+    }
   });
 }
 }  // namespace detail
@@ -139,10 +139,10 @@ Var<T> conv2d(const Var<T>& x, const Var<T>& w, const Var<T>& b = Var<T>(), std:
   else detail::gemm_into<T>(detail::mmat(yt, g.o, P), detail::cmat(w.value(), g.o, K), detail::cmat(cols, K, P), false);
   if (b.defined()) detail::mmat(yt, g.o, P).colwise() += detail::cmat(b.value(), g.o, 1).col(0);
   Tensor<T> y(Shape{g.n, g.o, g.ho, g.wo});
-  detail::onhw_to_nohw(yt.data(), y.data(), g.n, g.o, hw);
+  detail::permute_onhw(yt.data(), y.data(), g.n, g.o, hw, true);
   auto rule = [x, w, b, g, cols, hw, K, P](const Tensor<T>& gy) {
     Tensor<T> gt(Shape{g.o, P});
-    detail::nohw_to_onhw(gy.data(), gt.data(), g.n, g.o, hw);
+    detail::permute_onhw(gy.data(), gt.data(), g.n, g.o, hw, false);
     const auto G = detail::cmat(gt, g.o, P);
     if (w.requires_grad()) {
       Tensor<T> gw(w.shape());

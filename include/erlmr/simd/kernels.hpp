@@ -138,29 +138,34 @@ template <class R> void euler(const R* mu, const R* theta, std::complex<R>* z, s
 // row_mu(r) = r mod m. The same formula as euler(); each row's last n mod W elements use the
 // scalar std::cos/std::sin (a few ulps from the SIMD ones), so the bits can differ from
 // euler()'s on the expanded μ.
+// f(r) for rows r of n elements, in parallel chunks of about kGrain elements (whole rows).
+template <class F> void for_each_row(std::int64_t rows, std::int64_t n, F&& f) {
+  CpuDevice::parallel_for(rows, std::max<std::int64_t>(1, kGrain / std::max<std::int64_t>(n, 1)), [&](std::int64_t r0, std::int64_t r1) {
+    for (std::int64_t r = r0; r < r1; ++r) f(r);
+  });
+}
+
 template <class R>
 void euler_rows(const R* mu, std::int64_t m, const R* theta, std::complex<R>* z, std::int64_t rows, std::int64_t n) {
-  CpuDevice::parallel_for(rows, std::max<std::int64_t>(1, kGrain / std::max<std::int64_t>(n, 1)), [&](std::int64_t r0, std::int64_t r1) {
-    for (std::int64_t r = r0; r < r1; ++r) {
-      const R mr = mu[r % m];
-      const R* t = theta + r * n;
-      std::complex<R>* zr = z + r * n;
-      std::int64_t i = 0;
+  for_each_row(rows, n, [&](std::int64_t r) {
+    const R mr = mu[r % m];
+    const R* t = theta + r * n;
+    std::complex<R>* zr = z + r * n;
+    std::int64_t i = 0;
 #ifdef ERLMR_USE_XSIMD
-      if (enabled()) {
-        using B = batch<R>;
-        using CB = xsimd::batch<std::complex<R>>;
-        constexpr std::int64_t W = B::size;
-        const B mb(mr);
-        for (; i + W <= n; i += W) {
-          B sn, cs;
-          std::tie(sn, cs) = xsimd::sincos(B(xsimd::load_unaligned(t + i)));
-          CB(mb * cs, mb * sn).store_unaligned(zr + i);
-        }
+    if (enabled()) {
+      using B = batch<R>;
+      using CB = xsimd::batch<std::complex<R>>;
+      constexpr std::int64_t W = B::size;
+      const B mb(mr);
+      for (; i + W <= n; i += W) {
+        B sn, cs;
+        std::tie(sn, cs) = xsimd::sincos(B(xsimd::load_unaligned(t + i)));
+        CB(mb * cs, mb * sn).store_unaligned(zr + i);
       }
-#endif
-      for (; i < n; ++i) zr[i] = std::complex<R>(mr * std::cos(t[i]), mr * std::sin(t[i]));
     }
+#endif
+    for (; i < n; ++i) zr[i] = std::complex<R>(mr * std::cos(t[i]), mr * std::sin(t[i]));
   });
 }
 
@@ -173,41 +178,39 @@ void euler_rows(const R* mu, std::int64_t m, const R* theta, std::complex<R>* z,
 template <class R>
 void euler_rows_backward(const std::complex<R>* g, const R* theta, const std::complex<R>* z, R* gtheta, R* rowsum, std::int64_t rows,
                          std::int64_t n) {
-  CpuDevice::parallel_for(rows, std::max<std::int64_t>(1, kGrain / std::max<std::int64_t>(n, 1)), [&](std::int64_t r0, std::int64_t r1) {
-    for (std::int64_t r = r0; r < r1; ++r) {
-      const std::complex<R>* gr = g + r * n;
-      const std::complex<R>* zr = z + r * n;
-      const R* t = theta + r * n;
-      R* gt = gtheta ? gtheta + r * n : nullptr;
-      R sum = 0;
-      std::int64_t i = 0;
+  for_each_row(rows, n, [&](std::int64_t r) {
+    const std::complex<R>* gr = g + r * n;
+    const std::complex<R>* zr = z + r * n;
+    const R* t = theta + r * n;
+    R* gt = gtheta ? gtheta + r * n : nullptr;
+    R sum = 0;
+    std::int64_t i = 0;
 #ifdef ERLMR_USE_XSIMD
-      if (enabled()) {
-        using B = batch<R>;
-        using CB = xsimd::batch<std::complex<R>>;
-        constexpr std::int64_t W = B::size;
-        B acc(R(0));
-        for (; i + W <= n; i += W) {
-          const CB gv = CB::load_unaligned(gr + i);
-          if (gt) {
-            const CB zv = CB::load_unaligned(zr + i);
-            (gv.imag() * zv.real() - gv.real() * zv.imag()).store_unaligned(gt + i);
-          }
-          if (rowsum) {
-            B sn, cs;
-            std::tie(sn, cs) = xsimd::sincos(B(xsimd::load_unaligned(t + i)));
-            acc = acc + (gv.real() * cs + gv.imag() * sn);
-          }
+    if (enabled()) {
+      using B = batch<R>;
+      using CB = xsimd::batch<std::complex<R>>;
+      constexpr std::int64_t W = B::size;
+      B acc(R(0));
+      for (; i + W <= n; i += W) {
+        const CB gv = CB::load_unaligned(gr + i);
+        if (gt) {
+          const CB zv = CB::load_unaligned(zr + i);
+          (gv.imag() * zv.real() - gv.real() * zv.imag()).store_unaligned(gt + i);
         }
-        sum = xsimd::hadd(acc);
+        if (rowsum) {
+          B sn, cs;
+          std::tie(sn, cs) = xsimd::sincos(B(xsimd::load_unaligned(t + i)));
+          acc = acc + (gv.real() * cs + gv.imag() * sn);
+        }
       }
-#endif
-      for (; i < n; ++i) {
-        if (gt) gt[i] = gr[i].imag() * zr[i].real() - gr[i].real() * zr[i].imag();
-        if (rowsum) sum += gr[i].real() * std::cos(t[i]) + gr[i].imag() * std::sin(t[i]);
-      }
-      if (rowsum) rowsum[r] = sum;
+      sum = xsimd::hadd(acc);
     }
+#endif
+    for (; i < n; ++i) {
+      if (gt) gt[i] = gr[i].imag() * zr[i].real() - gr[i].real() * zr[i].imag();
+      if (rowsum) sum += gr[i].real() * std::cos(t[i]) + gr[i].imag() * std::sin(t[i]);
+    }
+    if (rowsum) rowsum[r] = sum;
   });
 }
 
