@@ -84,6 +84,40 @@ TEST_CASE("conv2d: the same bits with one thread and with two") {
   }
 }
 
+TEST_CASE("conv2d: products by chunks of samples give the whole-matrix products' bits") {
+  // 12 samples whose column gradient (72 patch rows × 1064 positions each) exceeds one chunk
+  // buffer: one sample per chunk, several chunks per thread. The reference is the
+  // whole-batch lowering: im2col, one gemm_nn, bias, permutation; Wᵀ·G in one gemm_nn, col2im.
+  if (!simd::gemm_available()) return;
+  for (const int threads : {1, 2}) {
+    CAPTURE(threads);
+    auto& pool = ThreadPool::instance();
+    const int saved = pool.num_threads();
+    pool.set_num_threads(threads);
+    auto x = rnd<float>(Shape{12, 8, 40, 30}, 12), w = rnd<float>(Shape{4, 8, 3, 3}, 13), b = rnd<float>(Shape{4}, 14);
+    const auto g = detail::conv_geometry(x.shape(), w.shape(), {1, 1}, {1, 1});
+    REQUIRE(detail::conv_chunked<float>(g));
+    REQUIRE(detail::SampleChunks::of(g.n, g.patch() * g.ho * g.wo).chunk == 1);
+    auto y = conv2d(x, w, b, {1, 1}, {1, 1});
+    const Tensor<float> gy = rnd<float>(y.shape(), 15, false).value();
+    backward(y, false, &gy);
+    const std::int64_t K = g.patch(), P = g.positions(), hw = g.ho * g.wo;
+    const Tensor<float> cols = detail::im2col(x.value(), g);
+    Tensor<float> yt(Shape{g.o, P}), yr(y.shape()), gt(Shape{g.o, P}), wt(Shape{K, g.o}), gc(Shape{K, P});
+    simd::gemm_nn<float>(g.o, P, K, w.value().data(), K, cols.data(), P, yt.data(), P, false);
+    for (std::int64_t o = 0; o < g.o; ++o)
+      for (std::int64_t k = 0; k < P; ++k) yt.data()[o * P + k] += b.value().data()[o];
+    detail::permute_onhw(yt.data(), yr.data(), g.n, g.o, hw, true);
+    CHECK(test::bitwise_equal(y.value(), yr));
+    detail::permute_onhw(gy.data(), gt.data(), g.n, g.o, hw, false);
+    detail::transpose_into(w.value().data(), g.o, K, wt.data());
+    simd::gemm_nn<float>(K, P, g.o, wt.data(), g.o, gt.data(), P, gc.data(), P, false);
+    CHECK(test::bitwise_equal(x.grad(), detail::col2im(gc, g, x.shape())));
+    CHECK(test::max_abs_diff(y.value(), naive_conv(x.value(), w.value(), b.value(), 1, 1, 1, 1)) < 1e-4);
+    pool.set_num_threads(saved);
+  }
+}
+
 TEST_CASE("conv2d: the sensor encoder's first layer geometry") {
   auto x = rnd<double>(Shape{2, 1, 3, 20}, 1, false);
   auto w = rnd<double>(Shape{64, 1, 2, 2}, 2, false);

@@ -6,10 +6,12 @@
 // Backward, with G laid out the same way as Y (O, N·Ho·Wo):
 //   G_W = G·colsᴴ,  G_cols = Wᴴ·G  → col2im (sums overlapping windows),  G_b = Σ G.
 // (ᴴ reduces to ᵀ for real tensors.) col2im accumulates in a fixed order. For real tensors
-// the three products go through linalg.hpp's product_ab / product_abt / product_atb, which
-// read cols (or G) in place with simd::gemm_nn when the weight side is thin (and use Eigen
-// otherwise: see kThinMin/kThinMax there); G_W is formed as (cols·Gᵀ)ᵀ so that the long axis
-// N·Ho·Wo is the kernel's k.
+// with a thin weight (O and C·kh·kw at most kThinMax, SIMD on) Y and G_cols are computed by
+// chunks of samples with simd::gemm_nn, each chunk's slice laid out (or col2im'd) from a
+// buffer that stays in cache, so Y's (O, N·HW) form and G_cols are never formed whole (see
+// SampleChunks); otherwise the products go through linalg.hpp's product_ab / product_atb.
+// G_W goes through product_abt (gemm_nt for short patches, else as (cols·Gᵀ)ᵀ so that the
+// long axis N·Ho·Wo is the kernel's k).
 #pragma once
 #include "erlmr/ops/linalg.hpp"
 
@@ -47,71 +49,112 @@ inline std::pair<std::int64_t, std::int64_t> valid_range(std::int64_t n_in, std:
   return {std::min(lo, hi), hi};
 }
 
-// cols[(c·kh + i)·kw + j, (n·Ho + y)·Wo + x] = x[n, c, y·sh − ph + i, x·sw − pw + j] (0 outside).
+// cols[(c·kh + i)·kw + j, (n·Ho + y)·Wo + x] = x[n, c, y·sh − ph + i, x·sw − pw + j] (0 outside):
+// rows [r0, r1) and the columns of samples [n0, n1) of a cols matrix with leading dimension ld.
+template <class T>
+void im2col_block(const T* x, const Conv2dGeometry& g, T* cols, std::int64_t ld, std::int64_t r0, std::int64_t r1, std::int64_t n0,
+                  std::int64_t n1) {
+  for (std::int64_t r = r0; r < r1; ++r) {
+    const std::int64_t c = r / (g.kh * g.kw), i = (r / g.kw) % g.kh, j = r % g.kw;
+    const auto [ylo, yhi] = valid_range(g.h, g.ho, g.sh, g.ph, i);
+    const auto [xlo, xhi] = valid_range(g.w, g.wo, g.sw, g.pw, j);
+    T* dst = cols + r * ld + n0 * g.ho * g.wo;
+    for (std::int64_t n = n0; n < n1; ++n)
+      for (std::int64_t y = 0; y < g.ho; ++y, dst += g.wo) {
+        if (y < ylo || y >= yhi) {
+          std::fill_n(dst, g.wo, T(0));
+          continue;
+        }
+        const T* src = x + ((n * g.c + c) * g.h + (y * g.sh - g.ph + i)) * g.w - g.pw + j;
+        std::fill_n(dst, xlo, T(0));
+        if (g.sw == 1) std::copy(src + xlo, src + xhi, dst + xlo);
+        else
+          for (std::int64_t xx = xlo; xx < xhi; ++xx) dst[xx] = src[xx * g.sw];
+        std::fill(dst + xhi, dst + g.wo, T(0));
+      }
+  }
+}
+// The whole (C·kh·kw, N·Ho·Wo) matrix, parallel over its rows.
 template <class T> Tensor<T> im2col(const Tensor<T>& x, const Conv2dGeometry& g) {
   Tensor<T> cols(Shape{g.patch(), g.positions()});
-  const std::int64_t P = g.positions();
   CpuDevice::parallel_for(g.patch(), 8, [&](std::int64_t r0, std::int64_t r1) {
-    for (std::int64_t r = r0; r < r1; ++r) {
-      const std::int64_t c = r / (g.kh * g.kw), i = (r / g.kw) % g.kh, j = r % g.kw;
-      const auto [ylo, yhi] = valid_range(g.h, g.ho, g.sh, g.ph, i);
-      const auto [xlo, xhi] = valid_range(g.w, g.wo, g.sw, g.pw, j);
-      T* dst = cols.data() + r * P;
-      for (std::int64_t n = 0; n < g.n; ++n)
-        for (std::int64_t y = 0; y < g.ho; ++y, dst += g.wo) {
-          if (y < ylo || y >= yhi) {
-            std::fill_n(dst, g.wo, T(0));
-            continue;
-          }
-          const T* src = x.data() + ((n * g.c + c) * g.h + (y * g.sh - g.ph + i)) * g.w - g.pw + j;
-          std::fill_n(dst, xlo, T(0));
-          if (g.sw == 1) std::copy(src + xlo, src + xhi, dst + xlo);
-          else
-            for (std::int64_t xx = xlo; xx < xhi; ++xx) dst[xx] = src[xx * g.sw];
-          std::fill(dst + xhi, dst + g.wo, T(0));
-        }
-    }
+    im2col_block(x.data(), g, cols.data(), g.positions(), r0, r1, 0, g.n);
   });
   return cols;
 }
 
-// Adjoint of im2col: scatter-adds columns back into an (N, C, H, W) tensor.
-// Parallel over (n, c) planes; within a plane the (i, j, y, x) order is fixed. Each plane
-// is zeroed by the thread that fills it (no serial memset of the whole tensor); a 1×1
-// kernel with stride 1 and no padding reads every input element exactly once, so its
-// planes are plain copies.
-template <class T> Tensor<T> col2im(const Tensor<T>& cols, const Conv2dGeometry& g, const Shape& xs) {
-  Tensor<T> gx(xs);
-  const std::int64_t P = g.positions(), hw = g.h * g.w;
+// Adjoint of im2col: scatter-adds columns back into an (N, C, H, W) tensor, for the (n, c)
+// planes [p0, p1) of gx. cols has leading dimension ld and its column 0 is the first column of
+// sample n_first (the whole matrix: n_first = 0; a buffer holding a few samples' columns: the
+// first of them). Within a plane the (i, j, y, x) order is fixed; each plane is zeroed by the
+// thread that fills it (no serial memset of the whole tensor); a 1×1 kernel with stride 1 and
+// no padding reads every input element exactly once, so its planes are plain copies.
+template <class T>
+void col2im_block(const T* cols, std::int64_t ld, std::int64_t n_first, const Conv2dGeometry& g, T* gx, std::int64_t p0,
+                  std::int64_t p1) {
+  const std::int64_t hw = g.h * g.w, howo = g.ho * g.wo;
   const bool pointwise = g.kh == 1 && g.kw == 1 && g.sh == 1 && g.sw == 1 && g.ph == 0 && g.pw == 0;
-  CpuDevice::parallel_for(g.n * g.c, 4, [&](std::int64_t p0, std::int64_t p1) {
-    for (std::int64_t p = p0; p < p1; ++p) {
-      const std::int64_t n = p / g.c, c = p % g.c;
-      T* plane = gx.data() + p * hw;
-      if (pointwise) {  // Ho = H, Wo = W: cols[c, n·HW + k] is the only contribution to plane[k]
-        std::copy_n(cols.data() + c * P + n * hw, hw, plane);
-        continue;
-      }
-      std::fill_n(plane, hw, T(0));
-      for (std::int64_t i = 0; i < g.kh; ++i) {
-        const auto [ylo, yhi] = valid_range(g.h, g.ho, g.sh, g.ph, i);
-        for (std::int64_t j = 0; j < g.kw; ++j) {
-          const auto [xlo, xhi] = valid_range(g.w, g.wo, g.sw, g.pw, j);
-          const T* src = cols.data() + ((c * g.kh + i) * g.kw + j) * P + n * g.ho * g.wo;
-          for (std::int64_t y = ylo; y < yhi; ++y) {
-            T* row = plane + (y * g.sh - g.ph + i) * g.w - g.pw + j;
-            const T* s = src + y * g.wo;
-            if (g.sw == 1)
-              for (std::int64_t xx = xlo; xx < xhi; ++xx) row[xx] += s[xx];
-            else
-              for (std::int64_t xx = xlo; xx < xhi; ++xx) row[xx * g.sw] += s[xx];
-          }
+  for (std::int64_t p = p0; p < p1; ++p) {
+    const std::int64_t n = p / g.c, c = p % g.c;
+    T* plane = gx + p * hw;
+    if (pointwise) {  // Ho = H, Wo = W: cols[c, n·HW + k] is the only contribution to plane[k]
+      std::copy_n(cols + c * ld + (n - n_first) * hw, hw, plane);
+      continue;
+    }
+    std::fill_n(plane, hw, T(0));
+    for (std::int64_t i = 0; i < g.kh; ++i) {
+      const auto [ylo, yhi] = valid_range(g.h, g.ho, g.sh, g.ph, i);
+      for (std::int64_t j = 0; j < g.kw; ++j) {
+        const auto [xlo, xhi] = valid_range(g.w, g.wo, g.sw, g.pw, j);
+        const T* src = cols + ((c * g.kh + i) * g.kw + j) * ld + (n - n_first) * howo;
+        for (std::int64_t y = ylo; y < yhi; ++y) {
+          T* row = plane + (y * g.sh - g.ph + i) * g.w - g.pw + j;
+          const T* sy = src + y * g.wo;
+          if (g.sw == 1)
+            for (std::int64_t xx = xlo; xx < xhi; ++xx) row[xx] += sy[xx];
+          else
+            for (std::int64_t xx = xlo; xx < xhi; ++xx) row[xx * g.sw] += sy[xx];
         }
       }
     }
+  }
+}
+template <class T> Tensor<T> col2im(const Tensor<T>& cols, const Conv2dGeometry& g, const Shape& xs) {
+  Tensor<T> gx(xs);
+  CpuDevice::parallel_for(g.n * g.c, 4, [&](std::int64_t p0, std::int64_t p1) {
+    col2im_block(cols.data(), g.positions(), 0, g, gx.data(), p0, p1);
   });
   return gx;
 }
+
+// The real products by chunks of samples (simd::gemm_nn available): each chunk's slice of
+// the product goes to a small buffer that stays in this core's cache and is laid out from
+// there (forward: bias and the (N, O, HW) order; input gradient: col2im), so neither the
+// (O, N·HW) output nor the (C·kh·kw, N·HW) column gradient is formed in memory. Chunks of
+// about kConvChunk buffer elements; thread slot s takes chunks s, s + slots, … with its own
+// buffer. Every element is computed as by the whole product (gemm_nn's chains do not depend
+// on the column split) and written once, so the results are the same bits as the
+// whole-matrix path and do not depend on the thread count.
+inline constexpr std::int64_t kConvChunk = 1 << 16;
+struct SampleChunks {
+  std::int64_t n, chunk, chunks, slots;  // samples, samples per chunk, chunks, thread slots
+  static SampleChunks of(std::int64_t n, std::int64_t buffer_per_sample) {
+    const std::int64_t threads = CpuDevice::num_threads();
+    // At most kConvChunk buffer elements, and at least one chunk per thread.
+    const std::int64_t by_cache = kConvChunk / std::max<std::int64_t>(buffer_per_sample, 1);
+    SampleChunks c{n, std::max<std::int64_t>(1, std::min(by_cache, (n + threads - 1) / threads)), 0, 0};
+    c.chunks = (n + c.chunk - 1) / c.chunk;
+    c.slots = std::min(threads, c.chunks);
+    return c;
+  }
+  // f(slot, n0, n1) for every chunk [n0, n1); one slot's chunks run in one thread, in order.
+  template <class F> void run(F&& f) const {
+    CpuDevice::parallel_for(slots, 1, [&](std::int64_t s0, std::int64_t s1) {
+      for (std::int64_t s = s0; s < s1; ++s)
+        for (std::int64_t k = s; k < chunks; k += slots) f(s, k * chunk, std::min(n, (k + 1) * chunk));
+    });
+  }
+};
 
 // (O, N·HW) -> (N, O, HW) when to_nohw, else the reverse: N·O row copies of HW elements,
 // parallel over the rows (as cuda::permute_onhw).
@@ -126,6 +169,14 @@ template <class T> void permute_onhw(const T* src, T* dst, std::int64_t n, std::
 }
 }  // namespace detail
 
+namespace detail {
+// Whether conv2d takes the chunked real path (the products through simd::gemm_nn).
+template <class T> bool conv_chunked(const Conv2dGeometry& g) {
+  if constexpr (RealScalar<T>) return thin_product(g.o) && g.patch() <= kThinMax;
+  else return (void)g, false;
+}
+}  // namespace detail
+
 template <Scalar T>
 Var<T> conv2d(const Var<T>& x, const Var<T>& w, const Var<T>& b = Var<T>(), std::array<std::int64_t, 2> stride = {1, 1},
               std::array<std::int64_t, 2> padding = {0, 0}) {
@@ -133,14 +184,45 @@ Var<T> conv2d(const Var<T>& x, const Var<T>& w, const Var<T>& b = Var<T>(), std:
   if (b.defined() && !(b.shape() == Shape{g.o}))
     throw ShapeError("conv2d: bias " + b.shape().str() + " does not match weight " + w.shape().str());
   const std::int64_t hw = g.ho * g.wo, K = g.patch(), P = g.positions();
-  Tensor<T> cols = detail::im2col(x.value(), g);
-  Tensor<T> yt(Shape{g.o, P});
-  if constexpr (RealScalar<T>) detail::product_ab<T>(detail::mmat(yt, g.o, P), detail::cmat(w.value(), g.o, K), detail::cmat(cols, K, P), false);
-  else detail::gemm_into<T>(detail::mmat(yt, g.o, P), detail::cmat(w.value(), g.o, K), detail::cmat(cols, K, P), false);
-  if (b.defined()) detail::mmat(yt, g.o, P).colwise() += detail::cmat(b.value(), g.o, 1).col(0);
+  const bool chunked = detail::conv_chunked<T>(g);
+  Tensor<T> cols;
   Tensor<T> y(Shape{g.n, g.o, g.ho, g.wo});
-  detail::permute_onhw(yt.data(), y.data(), g.n, g.o, hw, true);
-  auto rule = [x, w, b, g, cols, hw, K, P](const Tensor<T>& gy) {
+  if constexpr (RealScalar<T>) {
+    if (chunked) {
+      // Per chunk of samples: its columns of cols (kept for the backward pass), its slice of
+      // W·cols into the buffer, then bias and layout into y.
+      const auto ch = detail::SampleChunks::of(g.n, g.o * hw);
+      Tensor<T> scratch(Shape{ch.slots, g.o * ch.chunk * hw});
+      const T* bp = b.defined() ? b.value().data() : nullptr;
+      cols = Tensor<T>(Shape{K, P});
+      ch.run([&](std::int64_t s, std::int64_t n0, std::int64_t n1) {
+        const std::int64_t cw = (n1 - n0) * hw;
+        T* buf = scratch.data() + s * g.o * ch.chunk * hw;
+        detail::im2col_block(x.value().data(), g, cols.data(), P, 0, K, n0, n1);
+        simd::gemm_nn<T>(g.o, cw, K, w.value().data(), K, cols.data() + n0 * hw, P, buf, cw, false);
+        for (std::int64_t n = n0; n < n1; ++n)
+          for (std::int64_t o = 0; o < g.o; ++o) {
+            const T* src = buf + o * cw + (n - n0) * hw;
+            T* dst = y.data() + (n * g.o + o) * hw;
+            if (bp) {
+              const T bo = bp[o];
+              for (std::int64_t k = 0; k < hw; ++k) dst[k] = src[k] + bo;
+            } else {
+              std::copy_n(src, hw, dst);
+            }
+          }
+      });
+    }
+  }
+  if (!chunked) {
+    cols = detail::im2col(x.value(), g);
+    Tensor<T> yt(Shape{g.o, P});
+    if constexpr (RealScalar<T>) detail::product_ab<T>(detail::mmat(yt, g.o, P), detail::cmat(w.value(), g.o, K), detail::cmat(cols, K, P), false);
+    else detail::gemm_into<T>(detail::mmat(yt, g.o, P), detail::cmat(w.value(), g.o, K), detail::cmat(cols, K, P), false);
+    if (b.defined()) detail::mmat(yt, g.o, P).colwise() += detail::cmat(b.value(), g.o, 1).col(0);
+    detail::permute_onhw(yt.data(), y.data(), g.n, g.o, hw, true);
+  }
+  auto rule = [x, w, b, g, cols, hw, K, P, chunked](const Tensor<T>& gy) {
     Tensor<T> gt(Shape{g.o, P});
     detail::permute_onhw(gy.data(), gt.data(), g.n, g.o, hw, false);
     const auto G = detail::cmat(gt, g.o, P);
@@ -151,10 +233,31 @@ Var<T> conv2d(const Var<T>& x, const Var<T>& w, const Var<T>& b = Var<T>(), std:
       add_grad(w, std::move(gw));
     }
     if (x.requires_grad()) {
-      Tensor<T> gc(Shape{K, P});
-      if constexpr (RealScalar<T>) detail::product_atb<T>(detail::mmat(gc, K, P), detail::cmat(w.value(), g.o, K), G, false);
-      else detail::gemm_into<T>(detail::mmat(gc, K, P), detail::cmat(w.value(), g.o, K).adjoint(), G, false);
-      add_grad(x, detail::col2im(gc, g, x.shape()));
+      Tensor<T> gx;
+      if constexpr (RealScalar<T>) {
+        if (chunked) {
+          gx = Tensor<T>(x.shape());
+          // Per chunk of samples: Wᵀ·G's columns for those samples into the buffer, then
+          // col2im of their planes from there.
+          Tensor<T> wt(Shape{K, g.o});
+          detail::transpose_into(w.value().data(), g.o, K, wt.data());
+          const auto ch = detail::SampleChunks::of(g.n, K * hw);
+          Tensor<T> scratch(Shape{ch.slots, K * ch.chunk * hw});
+          ch.run([&](std::int64_t s, std::int64_t n0, std::int64_t n1) {
+            const std::int64_t cw = (n1 - n0) * hw;
+            T* buf = scratch.data() + s * K * ch.chunk * hw;
+            simd::gemm_nn<T>(K, cw, g.o, wt.data(), g.o, gt.data() + n0 * hw, P, buf, cw, false);
+            detail::col2im_block(buf, cw, n0, g, gx.data(), n0 * g.c, n1 * g.c);
+          });
+        }
+      }
+      if (!chunked) {
+        Tensor<T> gc(Shape{K, P});
+        if constexpr (RealScalar<T>) detail::product_atb<T>(detail::mmat(gc, K, P), detail::cmat(w.value(), g.o, K), G, false);
+        else detail::gemm_into<T>(detail::mmat(gc, K, P), detail::cmat(w.value(), g.o, K).adjoint(), G, false);
+        gx = detail::col2im(gc, g, x.shape());
+      }
+      add_grad(x, std::move(gx));
     }
     if (b.defined() && b.requires_grad()) {
       Tensor<T> gb(b.shape());
