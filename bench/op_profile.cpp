@@ -4,11 +4,13 @@
 //   ERLMR_THREADS=2 ./build/bench/op_profile [batch=16] [steps=40]
 //
 // Runs the fused step of the sensor reference model (as bench_step's fused_bN: T = 200,
-// 12 classes, SGD) and prints the mean wall time per step of each phase (forward, the g1 and
-// g2 passes, γ, the final backward, the optimiser update) and, from the op profiler
-// (erlmr/autograd/profile.hpp, compiled in here with ERLMR_OP_PROFILE), each op's forward and
-// backward time per step. The per-op timers add a little to every op; the phase times are the
-// ones to compare with bench_step.
+// 12 classes, SGD), phase by phase as erl::erlmr_step does it on the CPU, and prints the mean
+// wall time per step of each phase (forward, the one backward pass for the three seeds L_CE,
+// 2·L_ph, L_uni, γ, their combination into the gradients, the optimiser update) and, from the
+// op profiler (erlmr/autograd/profile.hpp, compiled in here with ERLMR_OP_PROFILE), each op's
+// forward and backward time per step (a rule that ran once for all seeds counts once). The
+// per-op timers add a little to every op; the phase times are the ones to compare with
+// bench_step.
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
@@ -39,18 +41,20 @@ int main(int argc, char** argv) {
   auto params = model.parameters();
   optim::SGD<float> opt(1e-3, 0.9, 1e-4);
   opt.add_params(params);
-  const char* names[] = {"forward", "g1 pass", "g2 pass", "gamma", "final backward", "optimiser"};
-  double phase[6] = {};
+  const char* names[] = {"forward", "seeds pass", "gamma", "combination", "optimiser"};
+  constexpr int kPhases = 5;
+  double phase[kPhases] = {};
   auto ms = [](Clock::time_point a, Clock::time_point b) { return std::chrono::duration<double, std::milli>(b - a).count(); };
+  const auto& ordered = model.shared_then_other_parameters();
+  const std::size_t n_theta = model.shared_parameters().size();
   for (int it = 0; it < warmup + steps; ++it) {
     if (it == warmup) {
       profile::reset();
-      std::fill(phase, phase + 6, 0.0);
+      std::fill(phase, phase + kPhases, 0.0);
     }
     nn::Context ctx{true, &drop, 1.0};
     optim::zero_grad(params);
-    const auto& theta = model.shared_parameters();
-    Clock::time_point t[7];
+    Clock::time_point t[kPhases + 1];
     t[0] = Clock::now();
     profile::mark();
     auto f = model.forward(x1, x2, ctx);
@@ -58,25 +62,25 @@ int main(int argc, char** argv) {
     auto l_ph = erl::phase_cosine_loss(f.theta_a, f.theta_g);
     auto l_a = cross_entropy(f.out_a, y), l_g = cross_entropy(f.out_g, y);
     auto l_ph2 = scale(l_ph, 2.0f);
+    auto l_uni = add(l_a, l_g);
     t[1] = Clock::now();
-    auto g1 = grad_factored(l_ce, theta, true);
+    const Var<float> outs[3] = {l_ce, l_ph2, l_uni};
+    const auto gs = grad_seeds<float, float, CpuDevice>(std::span<const Var<float>>(outs, 3), ordered);
     t[2] = Clock::now();
-    auto g2 = grad_factored(l_ph2, theta, true);
-    t[3] = Clock::now();
+    const std::span<const Gradient<float>> g1(gs[0].data(), n_theta), g2(gs[1].data(), n_theta);
     const double gamma = erl::min_norm_weight(g1, erl::value_of(l_ce), g2, erl::value_of(l_ph2));
+    t[3] = Clock::now();
+    const double c[3] = {gamma, (1 - gamma) / 2, 1 - gamma};
+    erl::accumulate_combination<float>(ordered, gs, c);
     t[4] = Clock::now();
-    profile::mark();  // the loss's few ops: their forward time starts here, not at the forward pass
-    auto loss = add(scale(l_ce, float(gamma)), scale(add(l_ph, add(l_a, l_g)), float(1 - gamma)));
-    backward(loss);
-    t[5] = Clock::now();
     opt.step();
-    t[6] = Clock::now();
-    for (int p = 0; p < 6; ++p) phase[p] += ms(t[p], t[p + 1]);
+    t[5] = Clock::now();
+    for (int p = 0; p < kPhases; ++p) phase[p] += ms(t[p], t[p + 1]);
   }
   std::printf("op_profile: fused step, batch %lld, %d steps after %d warm-up, %d threads (ms per step)\n", static_cast<long long>(B), steps,
               warmup, num_threads());
   double total = 0;
-  for (int p = 0; p < 6; ++p) {
+  for (int p = 0; p < kPhases; ++p) {
     std::printf("  %-16s %8.3f\n", names[p], phase[p] / steps);
     total += phase[p] / steps;
   }

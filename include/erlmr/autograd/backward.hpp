@@ -6,10 +6,13 @@
 //                   lead to a chosen leaf are not visited.
 // grad_factored:    grad() with linear layers' weight gradients kept as factors aᵀ·x,
 //                   for dot products between gradients without forming them.
+// grad_seeds:       grad_factored for several scalar outputs in one walk of the tape.
 // Both take retain_graph (keep the rules for another pass) and a seed gradient
 // for non-scalar outputs.
 #pragma once
 #include <algorithm>
+#include <span>
+#include <string>
 #include <vector>
 
 #include "erlmr/autograd/variable.hpp"
@@ -18,12 +21,16 @@ namespace erlmr {
 
 namespace detail {
 
-// Nodes reachable from root through nodes that require grad, in decreasing creation order.
-// Visited nodes are marked with a fresh traversal number (no set to allocate).
-inline PoolVector<NodeBase*> reverse_tape(NodeBase* root) {
+// Nodes reachable from the roots through nodes that require grad, in decreasing creation
+// order. Visited nodes are marked with a fresh traversal number (no set to allocate).
+inline PoolVector<NodeBase*> reverse_tape(std::span<NodeBase* const> roots) {
   const std::uint64_t mark = next_mark();
-  PoolVector<NodeBase*> order, stack{root};
-  root->visit_mark = mark;
+  PoolVector<NodeBase*> order, stack;
+  for (NodeBase* r : roots)
+    if (r->visit_mark != mark) {
+      r->visit_mark = mark;
+      stack.push_back(r);
+    }
   while (!stack.empty()) {
     NodeBase* n = stack.back();
     stack.pop_back();
@@ -37,6 +44,7 @@ inline PoolVector<NodeBase*> reverse_tape(NodeBase* root) {
   std::sort(order.begin(), order.end(), [](const NodeBase* a, const NodeBase* b) { return a->id > b->id; });
   return order;
 }
+inline PoolVector<NodeBase*> reverse_tape(NodeBase* root) { return reverse_tape(std::span<NodeBase* const>(&root, 1)); }
 
 template <class T, class D> Tensor<T, D> seed_gradient(const Var<T, D>& out, const Tensor<T, D>* seed) {
   if (seed) {
@@ -82,14 +90,9 @@ void backward(const Var<T, D>& out, bool retain_graph = false, const Tensor<T, D
 }
 
 namespace detail {
-// The pass behind grad() and grad_factored(): runs only the rules that lead to an input,
-// then hands each input's adjoint (undefined when none arrived) to take(i, adjoint).
-template <class T, class U, class D, class Take>
-void grad_pass(const Var<T, D>& out, const std::vector<Var<U, D>>& inputs, bool retain_graph, const Tensor<T, D>* seed,
-               Take take) {
-  if (!out.requires_grad()) throw AutogradError("grad: the output does not require grad");
-  auto tape = reverse_tape(out.node().get());
-  // A node is needed when one of the inputs is it or lies below it (marks, as in reverse_tape).
+// Marks the nodes of `tape` that are one of the inputs or lie above one (need_mark = the
+// returned number; marks as in reverse_tape).
+template <class V> std::uint64_t mark_needed(const PoolVector<NodeBase*>& tape, const std::vector<V>& inputs) {
   const std::uint64_t wanted = next_mark(), needed = next_mark();
   for (const auto& v : inputs) v.node()->want_mark = wanted;
   for (auto it = tape.rbegin(); it != tape.rend(); ++it) {  // increasing creation order
@@ -98,14 +101,27 @@ void grad_pass(const Var<T, D>& out, const std::vector<Var<U, D>>& inputs, bool 
     for (const auto& p : n->parents) need = need || p->need_mark == needed;
     if (need) n->need_mark = needed;
   }
+  return needed;
+}
+// Whether n's rule passes gradient towards a needed node.
+inline bool leads_to(const NodeBase* n, std::uint64_t needed) {
+  for (const auto& p : n->parents)
+    if (p->need_mark == needed) return true;
+  return false;
+}
+
+// The pass behind grad() and grad_factored(): runs only the rules that lead to an input,
+// then hands each input's adjoint (undefined when none arrived) to take(i, adjoint).
+template <class T, class U, class D, class Take>
+void grad_pass(const Var<T, D>& out, const std::vector<Var<U, D>>& inputs, bool retain_graph, const Tensor<T, D>* seed,
+               Take take) {
+  if (!out.requires_grad()) throw AutogradError("grad: the output does not require grad");
+  auto tape = reverse_tape(out.node().get());
+  const std::uint64_t needed = mark_needed(tape, inputs);
   out.node()->adjoint = seed_gradient(out, seed);
   // Only rules that lead to a wanted node run; adjoints are kept until the end
   // because a wanted intermediate node may also pass gradient further down.
-  run_tape(tape, retain_graph, false, [&](NodeBase* n) {
-    for (const auto& p : n->parents)
-      if (p->need_mark == needed) return true;
-    return false;
-  });
+  run_tape(tape, retain_graph, false, [&](NodeBase* n) { return leads_to(n, needed); });
   for (std::size_t i = 0; i < inputs.size(); ++i) take(i, inputs[i].node()->adjoint);
   for (NodeBase* n : tape) n->clear_adjoint();
   for (const auto& v : inputs) v.node()->clear_adjoint();
@@ -171,6 +187,93 @@ PoolVector<Gradient<U, D>> grad_factored(const Var<T, D>& out, const std::vector
   });
   for (auto& g : result)
     if (!g.dense.defined() && g.terms.empty()) g.dense = Tensor<U, D>::zeros(g.shape);
+  return result;
+}
+
+// grad_factored for several scalar outputs at once, in ONE walk of the tape: result[s][i] is
+// d outs[s] / d inputs[i] (leaves only), with rank-2 leaves' weight-gradient products left as
+// factors where a rule can say them so (as grad_factored). Each node's rule runs for every
+// seed that reached it — once per seed, or once for all of them where the op recorded a rule
+// for several seeds (record_seeds; the shared projection does, so W is read once for the
+// input gradients of all seeds). Every seed's gradient is the one its own grad_factored pass
+// gives. Only rules that lead to an input run. retain_graph as for backward().
+template <class T, class U, class D>
+PoolVector<PoolVector<Gradient<U, D>>> grad_seeds(std::span<const Var<T, D>> outs, const std::vector<Var<U, D>>& inputs,
+                                                  bool retain_graph = false) {
+  const int S = static_cast<int>(outs.size());
+  if (S < 1 || S > kMaxSeeds)
+    throw AutogradError("grad_seeds: between 1 and " + std::to_string(kMaxSeeds) + " outputs, got " + std::to_string(S));
+  PoolVector<NodeBase*> roots;
+  for (const auto& o : outs) {
+    if (!o.requires_grad()) throw AutogradError("grad_seeds: an output does not require grad");
+    if (o.numel() != 1) throw AutogradError("grad_seeds: output of shape " + o.shape().str() + " is not a scalar");
+    roots.push_back(o.node().get());
+  }
+  for (const auto& v : inputs)
+    if (!v.is_leaf()) throw AutogradError("grad_seeds: the inputs must be leaves");
+  PoolVector<PoolVector<Gradient<U, D>>> result(static_cast<std::size_t>(S));
+  for (auto& r : result) r.resize(inputs.size());
+  PoolVector<std::size_t> first(inputs.size());  // first position of each input's node
+  struct Sinks {  // cleared on every way out (a rule may throw)
+    const std::vector<Var<U, D>>& in;
+    ~Sinks() {
+      for (const auto& v : in) {
+        for (auto& f : v.node()->seed_factor_sink) f = nullptr;
+        v.node()->clear_seed_adjoints();
+      }
+    }
+  } sinks{inputs};
+  for (std::size_t i = 0; i < inputs.size(); ++i) {
+    first[i] = i;
+    for (std::size_t j = 0; j < i; ++j)
+      if (inputs[j].node() == inputs[i].node()) {
+        first[i] = first[j];
+        break;
+      }
+    for (int s = 0; s < S; ++s) {
+      result[static_cast<std::size_t>(s)][i].shape = inputs[i].shape();
+      if (first[i] == i && inputs[i].shape().rank() == 2)
+        inputs[i].node()->seed_factor_sink[s] = &result[static_cast<std::size_t>(s)][i].terms;
+    }
+  }
+  auto tape = detail::reverse_tape(std::span<NodeBase* const>(roots.data(), roots.size()));
+  const std::uint64_t needed = detail::mark_needed(tape, inputs);
+  for (int s = 0; s < S; ++s) {
+    auto& n = *outs[static_cast<std::size_t>(s)].node();
+    const detail::ActiveSeed active(s);
+    n.add_adjoint(Tensor<T, D>::ones(n.value.shape()));
+  }
+  struct Clear {  // the intermediate nodes' seed adjoints, on every way out
+    const PoolVector<NodeBase*>& tape;
+    ~Clear() {
+      for (NodeBase* n : tape) n->clear_seed_adjoints();
+    }
+  } clear{tape};
+  for (NodeBase* n : tape) {
+    if (n->is_leaf() || !detail::leads_to(n, needed)) continue;
+    bool any = false;
+    for (int s = 0; s < S; ++s) any = any || n->has_seed_adjoint(s);
+    if (!any) continue;
+    if (n->released)
+      throw AutogradError(std::string("grad_seeds: the graph through '") + n->op +
+                          "' was freed by an earlier backward pass; pass retain_graph = true to the first one");
+    const profile::RuleTimer timer;
+    n->run_backward_seeds(S);
+    timer.finish(n->op);
+    n->clear_seed_adjoints();
+    if (!retain_graph) n->release();
+  }
+  for (std::size_t i = 0; i < inputs.size(); ++i)
+    for (int s = 0; s < S; ++s) {
+      auto& g = result[static_cast<std::size_t>(s)][i];
+      if (first[i] != i) {
+        g = result[static_cast<std::size_t>(s)][first[i]];
+        continue;
+      }
+      auto& node = *inputs[i].node();
+      g.dense = std::move(node.seed_adjoint[s]);
+      if (!g.dense.defined() && g.terms.empty()) g.dense = Tensor<U, D>::zeros(g.shape);
+    }
   return result;
 }
 

@@ -51,6 +51,28 @@ inline std::uint64_t next_mark() {
 
 inline bool grad_enabled() { return detail::g_no_grad_depth == 0; }
 
+// ---- several seeds in one pass -------------------------------------------------
+// grad_seeds (backward.hpp) walks the tape once for up to kMaxSeeds outputs at the same time:
+// every node keeps one adjoint per seed, and a rule runs once per seed that reached its node
+// (with that seed "active": add_grad and add_grad_factor then write the active seed's slots),
+// or once for all of them when the op recorded a rule for several seeds (record_seeds).
+inline constexpr int kMaxSeeds = 4;
+namespace detail {
+inline thread_local int g_active_seed = -1;  // -1: an ordinary pass (the node's `adjoint`)
+// Makes seed s the active one for the scope (the rules of one pass run on the thread that
+// walks the tape).
+class ActiveSeed {
+ public:
+  explicit ActiveSeed(int s) : saved_(g_active_seed) { g_active_seed = s; }
+  ~ActiveSeed() { g_active_seed = saved_; }
+  ActiveSeed(const ActiveSeed&) = delete;
+  ActiveSeed& operator=(const ActiveSeed&) = delete;
+
+ private:
+  int saved_;
+};
+}  // namespace detail
+
 // RAII scope in which no op records a graph (like torch.no_grad()).
 class NoGradGuard {
  public:
@@ -89,6 +111,10 @@ struct NodeBase {
   virtual bool has_adjoint() const = 0;
   virtual void clear_adjoint() = 0;
   virtual void run_backward() = 0;  // propagate the adjoint to the parents
+  // The same for the seeds of a grad_seeds pass whose adjoints reached this node.
+  virtual bool has_seed_adjoint(int s) const = 0;
+  virtual void clear_seed_adjoints() = 0;
+  virtual void run_backward_seeds(int seeds) = 0;
   virtual void release() = 0;       // drop the backward rule and what it captured
   virtual void accumulate_adjoint_into_grad() = 0;
 };
@@ -114,14 +140,21 @@ template <class T, class D = CpuDevice>
 struct Node final : NodeBase {
   using TensorT = Tensor<T, D>;
   using Rule = PoolFunction<void(const TensorT&)>;  // the captures live in a pool block
+  // A rule for several seeds at once: adjoints[s] is seed s's adjoint of this node, or
+  // nullptr where that seed did not reach it; it adds into the parents' slots of each seed
+  // under detail::ActiveSeed(s).
+  using SeedsRule = PoolFunction<void(const TensorT* const* adjoints, int seeds)>;
   TensorT value;
   TensorT grad;     // accumulated gradient of a leaf (what .grad is in PyTorch)
   TensorT adjoint;  // gradient flowing during one backward pass
+  TensorT seed_adjoint[kMaxSeeds];  // the same per seed during a grad_seeds pass
   Rule rule;
-  // Set by grad_factored for the duration of one pass: a rule that can express its
-  // contribution to this node's gradient as aᵀ·x appends the factors here instead of
-  // forming the product (only products of real factors on the host do).
+  SeedsRule seeds_rule;  // optional (record_seeds)
+  // Set by grad_factored (or grad_seeds, per seed) for the duration of one pass: a rule that
+  // can express its contribution to this node's gradient as aᵀ·x appends the factors here
+  // instead of forming the product (only products of real factors on the host do).
   PoolVector<GradFactor<T, D>>* factor_sink = nullptr;
+  PoolVector<GradFactor<T, D>>* seed_factor_sink[kMaxSeeds] = {};
 
   bool has_adjoint() const override { return adjoint.defined(); }
   void clear_adjoint() override { adjoint = TensorT(); }
@@ -129,9 +162,34 @@ struct Node final : NodeBase {
     if (!rule) return;
     rule(adjoint);
   }
+  bool has_seed_adjoint(int s) const override { return seed_adjoint[s].defined(); }
+  void clear_seed_adjoints() override {
+    for (auto& a : seed_adjoint) a = TensorT();
+  }
+  void run_backward_seeds(int seeds) override {
+    if (seeds_rule) {
+      const TensorT* adj[kMaxSeeds] = {};
+      for (int s = 0; s < seeds; ++s) adj[s] = seed_adjoint[s].defined() ? &seed_adjoint[s] : nullptr;
+      seeds_rule(adj, seeds);
+      return;
+    }
+    if (!rule) return;
+    for (int s = 0; s < seeds; ++s)
+      if (seed_adjoint[s].defined()) {
+        const detail::ActiveSeed active(s);
+        rule(seed_adjoint[s]);
+      }
+  }
   void release() override {
     rule = nullptr;
+    seeds_rule = nullptr;
     released = true;
+  }
+  // The adjoint slot add_adjoint writes and the factor sink in use: the active seed's in a
+  // grad_seeds pass.
+  TensorT& adjoint_slot() { return detail::g_active_seed < 0 ? adjoint : seed_adjoint[detail::g_active_seed]; }
+  PoolVector<GradFactor<T, D>>* active_factor_sink() const {
+    return detail::g_active_seed < 0 ? factor_sink : seed_factor_sink[detail::g_active_seed];
   }
   void accumulate_adjoint_into_grad() override {
     if (!adjoint.defined()) return;
@@ -145,10 +203,11 @@ struct Node final : NodeBase {
   // handle refers to it (a rule may pass one tensor to several parents).
   void add_adjoint(TensorT g) {
     check_same_shape(value.shape(), g.shape(), op);
-    if (!adjoint.defined()) {
-      adjoint = g.use_count() == 1 ? std::move(g) : g.clone();
+    TensorT& a = adjoint_slot();
+    if (!a.defined()) {
+      a = g.use_count() == 1 ? std::move(g) : g.clone();
     } else {
-      D::add_inplace(adjoint.data(), g.data(), adjoint.numel());
+      D::add_inplace(a.data(), g.data(), a.numel());
     }
   }
 };
@@ -243,6 +302,13 @@ Var<T, D> record_n(const char* op, Tensor<T, D> value, Rule&& rule, std::span<co
   return Var<T, D>(std::move(n));
 }
 
+// Gives the node of `out` (just returned by record) a rule for several seeds at once, used by
+// grad_seeds instead of running its one-seed rule once per seed. No-op when no node was
+// recorded with a rule (grad mode off, or no parent requires grad).
+template <class T, class D, class SeedsRule> void record_seeds(const Var<T, D>& out, SeedsRule&& rule) {
+  if (out.node()->rule) out.node()->seeds_rule = std::forward<SeedsRule>(rule);
+}
+
 // Adds g into v's adjoint when v takes part in differentiation.
 template <class T, class D> void add_grad(const Var<T, D>& v, Tensor<T, D> g) {
   if (v.requires_grad()) v.node()->add_adjoint(std::move(g));
@@ -251,7 +317,7 @@ template <class T, class D> void add_grad(const Var<T, D>& v, Tensor<T, D> g) {
 // Whether v's gradient is being collected in factored form in this pass: the rule then
 // calls add_grad_factor instead of forming aᵀ·x.
 template <class T, class D> bool wants_grad_factors(const Var<T, D>& v) {
-  return v.requires_grad() && v.node()->factor_sink != nullptr;
+  return v.requires_grad() && v.node()->active_factor_sink() != nullptr;
 }
 // Records aᵀ·x (a: (..., out), x: (..., in), as many rows) as a term of v's gradient.
 template <class T, class D> void add_grad_factor(const Var<T, D>& v, Tensor<T, D> a, Tensor<T, D> x) {
@@ -259,7 +325,7 @@ template <class T, class D> void add_grad_factor(const Var<T, D>& v, Tensor<T, D
   if (v.shape().rank() != 2 || !f.fits(v.shape()[0], v.shape()[1]))
     throw AutogradError(std::string("add_grad_factor: factors of ") + std::to_string(f.a.numel()) + " and " +
                         std::to_string(f.x.numel()) + " elements do not make a gradient of shape " + v.shape().str());
-  v.node()->factor_sink->push_back(std::move(f));
+  v.node()->active_factor_sink()->push_back(std::move(f));
 }
 
 }  // namespace erlmr

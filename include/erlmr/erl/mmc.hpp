@@ -5,6 +5,7 @@
 // Spec §3.4: γ from the normalised gradients ĝ_k = g_k / (L_k‖g_k‖) of L_CE and 2·L_ph.
 #pragma once
 #include <cmath>
+#include <span>
 #include <vector>
 
 #include "erlmr/autograd/backward.hpp"
@@ -58,7 +59,7 @@ GradGram gram(const std::vector<Tensor<R, D>>& g1, const std::vector<Tensor<R, D
 // factored (the shared projection W) contributes through factored_gram's small Gram
 // matrices, anything else through its dense form.
 template <RealScalar R, class D>
-GradGram gram(const PoolVector<Gradient<R, D>>& g1, const PoolVector<Gradient<R, D>>& g2) {
+GradGram gram(std::span<const Gradient<R, D>> g1, std::span<const Gradient<R, D>> g2) {
   if (g1.size() != g2.size()) throw std::invalid_argument("gram: gradient lists of different lengths");
   GradGram m;
   for (std::size_t t = 0; t < g1.size(); ++t) {
@@ -80,6 +81,84 @@ GradGram gram(const PoolVector<Gradient<R, D>>& g1, const PoolVector<Gradient<R,
     }
   }
   return m;
+}
+template <RealScalar R, class D>
+GradGram gram(const PoolVector<Gradient<R, D>>& g1, const PoolVector<Gradient<R, D>>& g2) {
+  return gram(std::span<const Gradient<R, D>>(g1), std::span<const Gradient<R, D>>(g2));
+}
+
+// grad ← grad + Σ_s c[s]·g_s for each parameter (host): gs[s][i] is seed s's gradient of
+// params[i] (grad_seeds). Dense parts are combined element by element in seed order; factored
+// terms that share one input x (the same buffer: a layer used once, as the shared projection
+// in the fused step) are combined as (Σ c_s a_s)ᵀ·x, one product for all seeds, others one
+// product each. A zero coefficient skips its seed.
+template <RealScalar R>
+void accumulate_combination(const std::vector<Var<R>>& params, const PoolVector<PoolVector<Gradient<R>>>& gs,
+                            std::span<const double> c) {
+  if (gs.size() != c.size()) throw std::invalid_argument("accumulate_combination: one coefficient per seed");
+  for (std::size_t i = 0; i < params.size(); ++i) {
+    const Shape& shape = params[i].shape();
+    const std::int64_t n = shape.numel();
+    Tensor<R> sum;  // Σ c_s dense_s
+    const GradFactor<R>* shared = nullptr;  // the first term; all terms share its x?
+    bool one_x = true;
+    for (std::size_t s = 0; s < gs.size(); ++s) {
+      if (c[s] == 0) continue;
+      const auto& g = gs[s][i];
+      if (g.dense.defined()) {
+        const R k = R(c[s]);
+        const R* src = g.dense.data();
+        if (!sum.defined()) {
+          sum = Tensor<R>(shape);
+          R* dst = sum.data();
+          for (std::int64_t e = 0; e < n; ++e) dst[e] = k * src[e];
+        } else {
+          R* dst = sum.data();
+          for (std::int64_t e = 0; e < n; ++e) dst[e] += k * src[e];
+        }
+      }
+      for (const auto& t : g.terms) {
+        if (!shared) shared = &t;
+        one_x = one_x && t.x.data() == shared->x.data() && t.a.numel() == shared->a.numel() && t.x.numel() == shared->x.numel();
+      }
+    }
+    if (shared) {
+      if (shape.rank() != 2) throw ShapeError("accumulate_combination: factored gradient of shape " + shape.str() + " is not 2-D");
+      const std::int64_t out = shape[0], in = shape[1];
+      if (!sum.defined()) sum = Tensor<R>::zeros(shape);
+      auto product = [&](const Tensor<R>& a, const Tensor<R>& x) {
+        const std::int64_t rows = GradFactor<R>::rows_of(a, out);
+        erlmr::detail::product_atb<R>(erlmr::detail::mmat(sum, out, in), erlmr::detail::cmat(a, rows, out), erlmr::detail::cmat(x, rows, in), true);
+      };
+      if (one_x) {  // (Σ c_s a_s)ᵀ·x
+        Tensor<R> a = Tensor<R>::zeros(shared->a.shape());
+        R* dst = a.data();
+        const std::int64_t m = a.numel();
+        for (std::size_t s = 0; s < gs.size(); ++s) {
+          const R k = R(c[s]);
+          if (c[s] != 0)
+            for (const auto& t : gs[s][i].terms) {
+              const R* src = t.a.data();
+              for (std::int64_t e = 0; e < m; ++e) dst[e] += k * src[e];
+            }
+        }
+        product(a, shared->x);
+      } else {
+        for (std::size_t s = 0; s < gs.size(); ++s) {
+          if (c[s] == 0) continue;
+          for (const auto& t : gs[s][i].terms) {
+            Tensor<R> a = t.a.clone();
+            CpuDevice::scale_inplace(a.data(), R(c[s]), a.numel());
+            product(a, t.x);
+          }
+        }
+      }
+    }
+    if (!sum.defined()) continue;
+    auto& grad = params[i].mutable_grad();
+    if (!grad.defined()) grad = std::move(sum);
+    else CpuDevice::add_inplace(grad.data(), sum.data(), n);
+  }
 }
 
 // The min-norm point of the segment between two (normalised) gradients, as in

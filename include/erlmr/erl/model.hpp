@@ -407,6 +407,16 @@ class ErlmrModel {
         if (p.name.rfind("fusion.", 0) != 0) shared_params_.push_back(p.var);
     return shared_params_;
   }
+  // Θ followed by the remaining (fusion) parameters, built once like shared_parameters():
+  // the list the fused step differentiates in one pass.
+  const std::vector<Var<R, D>>& shared_then_other_parameters() {
+    if (ordered_params_.empty()) {
+      ordered_params_ = shared_parameters();
+      for (auto& p : state().params)
+        if (p.name.rfind("fusion.", 0) == 0) ordered_params_.push_back(p.var);
+    }
+    return ordered_params_;
+  }
   std::vector<Var<R, D>> parameters() {
     std::vector<Var<R, D>> out;
     for (auto& p : state().params) out.push_back(p.var);
@@ -420,7 +430,7 @@ class ErlmrModel {
   Fusion<R, D> fusion;
 
  private:
-  std::vector<Var<R, D>> shared_params_;
+  std::vector<Var<R, D>> shared_params_, ordered_params_;
   static const ModelConfig& validated(const ModelConfig& c) {
     if (c.classes < 2) throw std::invalid_argument("ErlmrModel: need at least 2 classes, got " + std::to_string(c.classes));
     if (c.arch == Arch::sensor) {

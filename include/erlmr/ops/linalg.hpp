@@ -133,13 +133,14 @@ template <class R> Tensor<R> stack_parts(const Tensor<std::complex<R>>& z, std::
   }
   return s;
 }
-// Inverse of stack_parts: a (2m, n) real matrix back to a complex (m, n) tensor of shape s.
-template <class R> Tensor<std::complex<R>> unstack_parts(const Tensor<R>& st, const Shape& s) {
+// Inverse of stack_parts: a (2m, n) real matrix (at st) back to a complex (m, n) tensor of shape s.
+template <class R> Tensor<std::complex<R>> unstack_parts(const R* st, const Shape& s) {
   Tensor<std::complex<R>> z(s);
   const std::int64_t mn = z.numel();
-  for (std::int64_t i = 0; i < mn; ++i) z.data()[i] = std::complex<R>(st.data()[i], st.data()[mn + i]);
+  for (std::int64_t i = 0; i < mn; ++i) z.data()[i] = std::complex<R>(st[i], st[mn + i]);
   return z;
 }
+template <class R> Tensor<std::complex<R>> unstack_parts(const Tensor<R>& st, const Shape& s) { return unstack_parts(st.data(), s); }
 
 // linear's checks and sizes: x (..., in), W (out, in), optional b (out).
 struct LinearDims {
@@ -243,6 +244,29 @@ template <Scalar T> Var<T> linear(const Var<T>& x, const Var<T>& w, const Var<T>
   return record("linear", y, rule, x, w);
 }
 
+namespace detail {
+// linear_complex_real's weight and bias gradients from gs = [Re G; Im G] (2·rows × out):
+// G_W = gsᵀ·[Re x; Im x] (left as its two factors when grad_factored/grad_seeds asks), G_b =
+// Σ_rows gs (rows summed in order).
+template <RealScalar R>
+void linear_cr_weight_bias_grads(const Var<R>& w, const Var<R>& b, const Tensor<R>& gs, const Tensor<R>& xsk, std::int64_t rows,
+                                 std::int64_t in, std::int64_t out) {
+  const auto G = cmat(gs, 2 * rows, out);
+  if (wants_grad_factors(w)) {
+    add_grad_factor(w, gs, xsk);
+  } else if (w.requires_grad()) {
+    Tensor<R> gw(w.shape());
+    product_atb<R>(mmat(gw, out, in), G, cmat(xsk, 2 * rows, in), false);
+    add_grad(w, std::move(gw));
+  }
+  if (b.defined() && b.requires_grad()) {
+    Tensor<R> gb = Tensor<R>::zeros(b.shape());
+    for (std::int64_t r = 0; r < 2 * rows; ++r) mmat(gb, 1, out).row(0) += G.row(r);
+    add_grad(b, std::move(gb));
+  }
+}
+}  // namespace detail
+
 // Complex input, real weight and bias: y = x·Wᵀ + (1+i)·b (W and b act on Re and Im alike).
 template <RealScalar R>
 Var<std::complex<R>> linear(const Var<std::complex<R>>& x, const Var<R>& w, const Var<R>& b = Var<R>()) {
@@ -261,22 +285,37 @@ Var<std::complex<R>> linear(const Var<std::complex<R>>& x, const Var<R>& w, cons
       detail::product_ab<R>(detail::mmat(gx, 2 * rows, in), G, detail::cmat(w.value(), out, in), false);
       add_grad(x, detail::unstack_parts(gx, x.shape()));
     }
-    if (wants_grad_factors(w)) {  // G_W = [Re G; Im G]ᵀ·[Re x; Im x], left as its two factors
-      add_grad_factor(w, gs, xsk);
-    } else if (w.requires_grad()) {
-      Tensor<R> gw(w.shape());
-      detail::product_atb<R>(detail::mmat(gw, out, in), G, detail::cmat(xsk, 2 * rows, in), false);
-      add_grad(w, std::move(gw));
+    detail::linear_cr_weight_bias_grads(w, b, gs, xsk, rows, in, out);
+  };
+  // Several seeds at once (grad_seeds): the seeds' output adjoints stacked, so one product
+  // gives all their input gradients and W is read once; the rest per seed, as above. Each
+  // seed's input gradient is the same as its own pass gives (gemm_nn's rows do not depend on
+  // each other).
+  auto seeds_rule = [x, w, b, xsk, rows, in, out](const Tensor<C>* const* adj, int seeds) {
+    int idx[kMaxSeeds], n = 0;
+    for (int s = 0; s < seeds; ++s)
+      if (adj[s]) idx[n++] = s;
+    Tensor<R> gs[kMaxSeeds];
+    for (int j = 0; j < n; ++j) gs[j] = detail::stack_parts(*adj[idx[j]], rows, out);
+    if (x.requires_grad()) {
+      const std::int64_t m = 2 * rows;
+      Tensor<R> g_all(Shape{n * m, out}), gx(Shape{n * m, in});
+      for (int j = 0; j < n; ++j) std::copy_n(gs[j].data(), m * out, g_all.data() + j * m * out);
+      detail::product_ab<R>(detail::mmat(gx, n * m, in), detail::cmat(g_all, n * m, out), detail::cmat(w.value(), out, in), false);
+      for (int j = 0; j < n; ++j) {
+        const detail::ActiveSeed active(idx[j]);
+        add_grad(x, detail::unstack_parts(gx.data() + j * m * in, x.shape()));
+      }
     }
-    if (b.defined() && b.requires_grad()) {
-      Tensor<R> gb = Tensor<R>::zeros(b.shape());
-      for (std::int64_t r = 0; r < 2 * rows; ++r) detail::mmat(gb, 1, out).row(0) += G.row(r);
-      add_grad(b, std::move(gb));
+    for (int j = 0; j < n; ++j) {
+      const detail::ActiveSeed active(idx[j]);
+      detail::linear_cr_weight_bias_grads(w, b, gs[j], xsk, rows, in, out);
     }
   };
   auto y = detail::unstack_parts(ysk, ys);
-  if (b.defined()) return record("linear_complex_real", y, rule, x, w, b);
-  return record("linear_complex_real", y, rule, x, w);
+  auto v = b.defined() ? record("linear_complex_real", y, rule, x, w, b) : record("linear_complex_real", y, rule, x, w);
+  record_seeds(v, seeds_rule);
+  return v;
 }
 
 }  // namespace erlmr

@@ -1,0 +1,81 @@
+// grad_seeds: several outputs differentiated in one walk of the tape (autograd/backward.hpp).
+#include "test_util.hpp"
+
+using namespace erlmr;
+
+namespace {
+// Each seed's gradients against its own grad_factored pass: the same bits, dense and factored.
+template <class R>
+void check_same_as_separate_passes(const PoolVector<PoolVector<Gradient<R>>>& gs, const std::vector<Var<R>>& outs,
+                                   const std::vector<Var<R>>& inputs) {
+  REQUIRE(gs.size() == outs.size());
+  for (std::size_t s = 0; s < outs.size(); ++s) {
+    CAPTURE(s);
+    const auto ref = grad_factored(outs[s], inputs, /*retain_graph=*/true);
+    REQUIRE(gs[s].size() == ref.size());
+    for (std::size_t i = 0; i < ref.size(); ++i) {
+      CAPTURE(i);
+      CHECK(gs[s][i].shape == ref[i].shape);
+      CHECK(gs[s][i].dense.defined() == ref[i].dense.defined());
+      if (ref[i].dense.defined()) CHECK(test::bitwise_equal(gs[s][i].dense, ref[i].dense));
+      REQUIRE(gs[s][i].terms.size() == ref[i].terms.size());
+      for (std::size_t k = 0; k < ref[i].terms.size(); ++k) {
+        CHECK(test::bitwise_equal(gs[s][i].terms[k].a, ref[i].terms[k].a));
+        CHECK(test::bitwise_equal(gs[s][i].terms[k].x, ref[i].terms[k].x));
+      }
+    }
+  }
+}
+}  // namespace
+
+TEST_CASE_TEMPLATE("grad_seeds: each seed's gradients are its own pass's, bit for bit", R, float, double) {
+  // A graph like the fused step's: a convolution and a rectifier below a complex-by-real
+  // linear layer (which runs one rule for all seeds), three heads above it, and a leaf
+  // (v) that only one output reaches.
+  auto x = test::rnd<R>(Shape{3, 2, 4, 6}, 1, false);
+  auto k = test::rnd<R>(Shape{4, 2, 2, 2}, 2), kb = test::rnd<R>(Shape{4}, 3);
+  auto w = test::rnd<R>(Shape{5, 60}, 4), b = test::rnd<R>(Shape{5}, 5), v = test::rnd<R>(Shape{5}, 6);
+  auto h = reshape(relu(conv2d(x, k, kb)), {3, 60});
+  auto z = euler(h, h);  // complex (3, 60)
+  auto y = linear(z, w, b);
+  auto o1 = sum(mul(real(y), real(y)));
+  auto o2 = mean(sin(imag(y)));
+  auto o3 = sum(mul(abs(y), v));
+  const std::vector<Var<R>> outs{o1, o2, o3}, inputs{k, kb, w, b, v};
+  const auto gs = grad_seeds<R, R, CpuDevice>(std::span<const Var<R>>(outs), inputs, /*retain_graph=*/true);
+  CHECK(gs[0][2].factored());  // W's gradient left as factors, as grad_factored leaves it
+  CHECK(test::max_abs_diff(gs[0][4].dense, Tensor<R>::zeros(Shape{5})) == 0);  // v: not reached by o1
+  check_same_as_separate_passes(gs, outs, inputs);
+}
+
+TEST_CASE("grad_seeds: a seed that does not reach the multi-seed rule's node, a repeated input, one seed") {
+  auto w = test::rnd<double>(Shape{3, 4}, 1), u = test::rnd<double>(Shape{3}, 2);
+  auto z = euler(test::rnd<double>(Shape{2, 4}, 3, false), test::rnd<double>(Shape{2, 4}, 4, false));
+  auto y = linear(z, w);
+  auto o1 = sum(real(y));
+  auto o2 = sum(mul(u, u));  // reaches u only: the linear layer's rule sees one seed of two
+  const std::vector<Var<double>> outs{o1, o2}, inputs{w, u, w};
+  const auto gs = grad_seeds<double, double, CpuDevice>(std::span<const Var<double>>(outs), inputs, true);
+  check_same_as_separate_passes(gs, outs, inputs);
+  const std::vector<Var<double>> one{o1};
+  check_same_as_separate_passes(grad_seeds<double, double, CpuDevice>(std::span<const Var<double>>(one), inputs, true), one, inputs);
+}
+
+TEST_CASE("grad_seeds: errors, and the graph is freed without retain_graph") {
+  auto a = test::rnd<double>(Shape{3}, 1);
+  auto s = sum(mul(a, a));
+  const std::vector<Var<double>> inputs{a};
+  const std::vector<Var<double>> five(5, s);
+  CHECK_THROWS_AS((grad_seeds<double, double, CpuDevice>(std::span<const Var<double>>(five), inputs)), AutogradError);
+  const std::vector<Var<double>> vec{mul(a, a)};
+  CHECK_THROWS_WITH_AS((grad_seeds<double, double, CpuDevice>(std::span<const Var<double>>(vec), inputs)),
+                       "grad_seeds: output of shape (3,) is not a scalar", AutogradError);
+  const std::vector<Var<double>> outs{s};
+  const std::vector<Var<double>> not_leaf{mul(a, a)};
+  CHECK_THROWS_WITH_AS((grad_seeds<double, double, CpuDevice>(std::span<const Var<double>>(outs), not_leaf)),
+                       "grad_seeds: the inputs must be leaves", AutogradError);
+  const auto g = grad_seeds<double, double, CpuDevice>(std::span<const Var<double>>(outs), inputs);
+  for (int i = 0; i < 3; ++i) CHECK(g[0][0].dense.data()[i] == doctest::Approx(2 * a.value().data()[i]));
+  CHECK_THROWS_AS((grad_seeds<double, double, CpuDevice>(std::span<const Var<double>>(outs), inputs)), AutogradError);
+  CHECK(!a.grad().defined());  // no leaf's grad() is touched
+}
