@@ -88,25 +88,30 @@ GradGram gram(const PoolVector<Gradient<R, D>>& g1, const PoolVector<Gradient<R,
 }
 
 // grad ← grad + Σ_s c[s]·g_s for each parameter (host): gs[s][i] is seed s's gradient of
-// params[i] (grad_seeds). Dense parts are combined element by element in seed order; factored
-// terms that share one input x (the same buffer: a layer used once, as the shared projection
-// in the fused step) are combined as (Σ c_s a_s)ᵀ·x, one product for all seeds, others one
-// product each. A zero coefficient skips its seed.
+// params[i] (grad_seeds). Dense parts are combined element by element in seed order. Factored
+// terms are grouped by their input x (the same buffer: one use of a layer, seen by several
+// seeds) and each group's output factors combined, a = Σ c_s a_s; the groups then make one
+// product [a_1; a_2; …]ᵀ·[x_1; x_2; …] (rows stacked) — for the fused step's shared projection
+// one product for all three seeds, for the faithful step's one product for its two passes.
+// A zero coefficient skips its seed.
 template <RealScalar R>
 void accumulate_combination(const std::vector<Var<R>>& params, const PoolVector<PoolVector<Gradient<R>>>& gs,
                             std::span<const double> c) {
   if (gs.size() != c.size()) throw std::invalid_argument("accumulate_combination: one coefficient per seed");
+  struct Group {
+    const Tensor<R>* x;
+    Tensor<R> a;  // Σ c_s a_s over the group's terms
+  };
   for (std::size_t i = 0; i < params.size(); ++i) {
     const Shape& shape = params[i].shape();
     const std::int64_t n = shape.numel();
     Tensor<R> sum;  // Σ c_s dense_s
-    const GradFactor<R>* shared = nullptr;  // the first term; all terms share its x?
-    bool one_x = true;
+    PoolVector<Group> groups;
     for (std::size_t s = 0; s < gs.size(); ++s) {
       if (c[s] == 0) continue;
+      const R k = R(c[s]);
       const auto& g = gs[s][i];
       if (g.dense.defined()) {
-        const R k = R(c[s]);
         const R* src = g.dense.data();
         if (!sum.defined()) {
           sum = Tensor<R>(shape);
@@ -118,40 +123,43 @@ void accumulate_combination(const std::vector<Var<R>>& params, const PoolVector<
         }
       }
       for (const auto& t : g.terms) {
-        if (!shared) shared = &t;
-        one_x = one_x && t.x.data() == shared->x.data() && t.a.numel() == shared->a.numel() && t.x.numel() == shared->x.numel();
+        Group* grp = nullptr;
+        for (auto& q : groups)
+          if (q.x->data() == t.x.data() && q.x->numel() == t.x.numel() && q.a.numel() == t.a.numel()) grp = &q;
+        if (!grp) {
+          groups.push_back({&t.x, Tensor<R>::zeros(t.a.shape())});
+          grp = &groups.back();
+        }
+        R* dst = grp->a.data();
+        const R* src = t.a.data();
+        for (std::int64_t e = 0, m = grp->a.numel(); e < m; ++e) dst[e] += k * src[e];
       }
     }
-    if (shared) {
+    if (!groups.empty()) {
       if (shape.rank() != 2) throw ShapeError("accumulate_combination: factored gradient of shape " + shape.str() + " is not 2-D");
       const std::int64_t out = shape[0], in = shape[1];
+      for (const auto& q : groups)
+        if (!GradFactor<R>{q.a, *q.x}.fits(out, in))
+          throw ShapeError("accumulate_combination: a factored term does not fit the gradient's shape " + shape.str());
       if (!sum.defined()) sum = Tensor<R>::zeros(shape);
-      auto product = [&](const Tensor<R>& a, const Tensor<R>& x) {
-        const std::int64_t rows = GradFactor<R>::rows_of(a, out);
-        erlmr::detail::product_atb<R>(erlmr::detail::mmat(sum, out, in), erlmr::detail::cmat(a, rows, out), erlmr::detail::cmat(x, rows, in), true);
+      auto product = [&](const Tensor<R>& a, const Tensor<R>& x, std::int64_t rows) {
+        erlmr::detail::product_atb<R>(erlmr::detail::mmat(sum, out, in), erlmr::detail::cmat(a, rows, out),
+                                      erlmr::detail::cmat(x, rows, in), true);
       };
-      if (one_x) {  // (Σ c_s a_s)ᵀ·x
-        Tensor<R> a = Tensor<R>::zeros(shared->a.shape());
-        R* dst = a.data();
-        const std::int64_t m = a.numel();
-        for (std::size_t s = 0; s < gs.size(); ++s) {
-          const R k = R(c[s]);
-          if (c[s] != 0)
-            for (const auto& t : gs[s][i].terms) {
-              const R* src = t.a.data();
-              for (std::int64_t e = 0; e < m; ++e) dst[e] += k * src[e];
-            }
+      if (groups.size() == 1) {
+        product(groups[0].a, *groups[0].x, GradFactor<R>::rows_of(groups[0].a, out));
+      } else {  // one product over the stacked rows of all groups
+        std::int64_t rows = 0;
+        for (const auto& q : groups) rows += GradFactor<R>::rows_of(q.a, out);
+        Tensor<R> as(Shape{rows, out}), xs(Shape{rows, in});
+        std::int64_t r = 0;
+        for (const auto& q : groups) {
+          const std::int64_t m = GradFactor<R>::rows_of(q.a, out);
+          std::copy_n(q.a.data(), m * out, as.data() + r * out);
+          std::copy_n(q.x->data(), m * in, xs.data() + r * in);
+          r += m;
         }
-        product(a, shared->x);
-      } else {
-        for (std::size_t s = 0; s < gs.size(); ++s) {
-          if (c[s] == 0) continue;
-          for (const auto& t : gs[s][i].terms) {
-            Tensor<R> a = t.a.clone();
-            CpuDevice::scale_inplace(a.data(), R(c[s]), a.numel());
-            product(a, t.x);
-          }
-        }
+        product(as, xs, rows);
       }
     }
     if (!sum.defined()) continue;
