@@ -141,10 +141,11 @@ void accumulate_combination(const std::vector<Var<R>>& params, const PoolVector<
       for (const auto& q : groups)
         if (!GradFactor<R>{q.a, *q.x}.fits(out, in))
           throw ShapeError("accumulate_combination: a factored term does not fit the gradient's shape " + shape.str());
-      if (!sum.defined()) sum = Tensor<R>::zeros(shape);
+      const bool accumulate = sum.defined();  // else the product writes a fresh tensor (no memset)
+      if (!accumulate) sum = Tensor<R>(shape);
       auto product = [&](const Tensor<R>& a, const Tensor<R>& x, std::int64_t rows) {
         erlmr::detail::product_atb<R>(erlmr::detail::mmat(sum, out, in), erlmr::detail::cmat(a, rows, out),
-                                      erlmr::detail::cmat(x, rows, in), true);
+                                      erlmr::detail::cmat(x, rows, in), accumulate);
       };
       if (groups.size() == 1) {
         product(groups[0].a, *groups[0].x, GradFactor<R>::rows_of(groups[0].a, out));
