@@ -356,8 +356,9 @@ template <RealScalar R> Tensor<R> to_dense(const Gradient<R>& g) {
 //   ⟨Σ_i a_iᵀx_i, Σ_j b_jᵀy_j⟩ = Σ_ij Σ_nm (a_i b_jᵀ)_nm (x_i y_jᵀ)_nm,
 // i.e. from the small rows × rows Gram matrices of the factors instead of the out × in
 // products. Each Gram matrix is one single-threaded product (threads take whole
-// products), the element sums run in double in a fixed order, and terms sharing an x
-// (the same buffer) share its Gram matrix, so the result does not depend on the
+// products; a factor's Gram matrix with itself, symmetric, as a rank update of its lower
+// half, mirrored: half the work), the element sums run in double in a fixed order, and terms
+// sharing an x (the same buffer) share its Gram matrix, so the result does not depend on the
 // thread count.
 template <RealScalar R>
 std::array<double, 3> factored_gram(std::span<const GradFactor<R>> f, std::span<const GradFactor<R>> g, std::int64_t out,
@@ -415,8 +416,16 @@ std::array<double, 3> factored_gram(std::span<const GradFactor<R>> f, std::span<
     for (std::int64_t k = b; k < e; ++k) {
       Product& p = prods[std::size_t(k)];
       p.m = Tensor<R>(Shape{p.rl, p.rr});
-      detail::mmat(p.m, p.rl, p.rr).noalias() =
-          detail::CMatRef<R>(p.l, p.rl, p.k) * detail::CMatRef<R>(p.r, p.rr, p.k).transpose();
+      auto M = detail::mmat(p.m, p.rl, p.rr);
+      const auto L = detail::CMatRef<R>(p.l, p.rl, p.k);
+      if (p.l == p.r && p.rl == p.rr) {  // a Gram matrix of one factor with itself: half the product
+        M.setZero();
+        M.template selfadjointView<Eigen::Lower>().rankUpdate(L);
+        for (std::int64_t i = 0; i < p.rl; ++i)
+          for (std::int64_t j = i + 1; j < p.rl; ++j) M(i, j) = M(j, i);
+      } else {
+        M.noalias() = L * detail::CMatRef<R>(p.r, p.rr, p.k).transpose();
+      }
     }
   });
   std::array<double, 3> v{0, 0, 0};
