@@ -45,58 +45,45 @@ StepResult<R, D> erlmr_step(ErlmrModel<R, D>& model, const Var<R, D>& x1, const 
                          nn::Context& ctx, StepMode mode = StepMode::fused) {
   const auto& theta = model.shared_parameters();
   StepResult<R, D> r;
-  if constexpr (D::is_host) {
-    if (mode == StepMode::fused) {
-      // One walk of the tape for the three seeds L_CE, 2·L_ph, L_uni (grad_seeds): g1 and g2
-      // are the first two seeds' gradients of Θ, and since backpropagation is linear in the
-      // seed, the gradient of L = γ·L_CE + (1−γ)·(L_ph + L_uni) is γ·g(L_CE) + (1−γ)/2·g(2·L_ph)
-      // + (1−γ)·g(L_uni) for every parameter — no third pass. W's gradient is formed once, as
-      // (Σ c_s a_s)ᵀ·x from the three seeds' factors.
-      auto f = model.forward(x1, x2, ctx);
-      auto l_ce = cross_entropy(f.out, y);
-      auto l_ph = phase_cosine_loss(f.theta_a, f.theta_g);
-      auto l_a = cross_entropy(f.out_a, y), l_g = cross_entropy(f.out_g, y);
-      auto l_ph2 = scale(l_ph, R(2));
-      auto l_uni = add(l_a, l_g);
-      const auto& params = model.shared_then_other_parameters();
-      const std::size_t n_theta = theta.size();
-      const Var<R, D> outs[3] = {l_ce, l_ph2, l_uni};
-      const auto gs = grad_seeds<R, R, D>(std::span<const Var<R, D>>(outs, 3), params);
-      const std::span<const Gradient<R, D>> g1(gs[0].data(), n_theta), g2(gs[1].data(), n_theta);
-      r.gamma = min_norm_weight(g1, value_of(l_ce), g2, value_of(l_ph2));
-      const double c[3] = {r.gamma, (1 - r.gamma) / 2, 1 - r.gamma};
-      accumulate_combination<R>(params, gs, c);
-      auto loss = add(scale(l_ce, R(r.gamma)), scale(add(l_ph, l_uni), R(1 - r.gamma)));
-      r.fwd = f;
-      r.loss_ce = value_of(l_ce);
-      r.loss_phase = value_of(l_ph);
-      r.loss_ce_a = value_of(l_a);
-      r.loss_ce_g = value_of(l_g);
-      r.loss_uni = value_of(l_uni);
-      r.loss = value_of(loss);
-      return r;
-    }
-  }
-  if (mode == StepMode::fused) {  // on a device: g1, g2, then the final backward
-    auto f = model.forward(x1, x2, ctx);
-    auto l_ce = cross_entropy(f.out, y);
-    auto l_ph = phase_cosine_loss(f.theta_a, f.theta_g);
-    auto l_a = cross_entropy(f.out_a, y), l_g = cross_entropy(f.out_g, y);
-    auto l_ph2 = scale(l_ph, R(2));
-    auto g1 = grad_factored(l_ce, theta, /*retain_graph=*/true);
-    auto g2 = grad_factored(l_ph2, theta, /*retain_graph=*/true);
-    r.gamma = min_norm_weight(g1, value_of(l_ce), g2, value_of(l_ph2));
-    auto l_uni = add(l_a, l_g);
-    auto loss = add(scale(l_ce, R(r.gamma)), scale(add(l_ph, l_uni), R(1 - r.gamma)));
-    backward(loss);
-    r.fwd = f;
+  auto finish = [&r](const Var<R, D>& l_ce, const Var<R, D>& l_ph, const Var<R, D>& l_a, const Var<R, D>& l_g,
+                     const Var<R, D>& l_uni) {
     r.loss_ce = value_of(l_ce);
     r.loss_phase = value_of(l_ph);
     r.loss_ce_a = value_of(l_a);
     r.loss_ce_g = value_of(l_g);
     r.loss_uni = value_of(l_uni);
-    r.loss = value_of(loss);
+    const NoGradGuard no_graph;  // L's value only: its gradient has been taken
+    r.loss = value_of(add(scale(l_ce, R(r.gamma)), scale(add(l_ph, l_uni), R(1 - r.gamma))));
     return r;
+  };
+  if (mode == StepMode::fused) {
+    auto f = model.forward(x1, x2, ctx);
+    auto l_ce = cross_entropy(f.out, y);
+    auto l_ph = phase_cosine_loss(f.theta_a, f.theta_g);
+    auto l_a = cross_entropy(f.out_a, y), l_g = cross_entropy(f.out_g, y);
+    auto l_ph2 = scale(l_ph, R(2));
+    auto l_uni = add(l_a, l_g);
+    if constexpr (D::is_host) {
+      // One walk of the tape for the three seeds L_CE, 2·L_ph, L_uni (grad_seeds): g1 and g2
+      // are the first two seeds' gradients of Θ, and since backpropagation is linear in the
+      // seed, the gradient of L = γ·L_CE + (1−γ)·(L_ph + L_uni) is γ·g(L_CE) + (1−γ)/2·g(2·L_ph)
+      // + (1−γ)·g(L_uni) for every parameter — no third pass. W's gradient is formed once, as
+      // (Σ c_s a_s)ᵀ·x from the three seeds' factors.
+      const auto& params = model.shared_then_other_parameters();
+      const Var<R, D> outs[3] = {l_ce, l_ph2, l_uni};
+      const auto gs = grad_seeds<R, R, D>(std::span<const Var<R, D>>(outs, 3), params);
+      r.gamma = min_norm_weight(std::span<const Gradient<R, D>>(gs[0].data(), theta.size()), value_of(l_ce),
+                                std::span<const Gradient<R, D>>(gs[1].data(), theta.size()), value_of(l_ph2));
+      const double c[3] = {r.gamma, (1 - r.gamma) / 2, 1 - r.gamma};
+      accumulate_combination<R>(params, gs, c);
+    } else {  // on a device: g1, g2, then the backward pass of L
+      auto g1 = grad_factored(l_ce, theta, /*retain_graph=*/true);
+      auto g2 = grad_factored(l_ph2, theta, /*retain_graph=*/true);
+      r.gamma = min_norm_weight(g1, value_of(l_ce), g2, value_of(l_ph2));
+      backward(add(scale(l_ce, R(r.gamma)), scale(add(l_ph, l_uni), R(1 - r.gamma))));
+    }
+    r.fwd = f;
+    return finish(l_ce, l_ph, l_a, l_g, l_uni);
   }
   // faithful
   auto fa = model.forward(x1, x2, ctx);  // pass A: unimodal logits
@@ -129,17 +116,10 @@ StepResult<R, D> erlmr_step(ErlmrModel<R, D>& model, const Var<R, D>& x1, const 
     r.gamma = min_norm_weight(g1, l1, g2, value_of(l_ph2));
     backward(add(scale(l_ce, R(r.gamma)), scale(add(l_ph, l_uni), R(1 - r.gamma))));
   }
-  auto loss = add(scale(l_ce, R(r.gamma)), scale(add(l_ph, l_uni), R(1 - r.gamma)));
   r.fwd = fc;
   r.fwd.out_a = fa.out_a;
   r.fwd.out_g = fa.out_g;
-  r.loss_ce = value_of(l_ce);
-  r.loss_phase = value_of(l_ph);
-  r.loss_ce_a = value_of(l_a);
-  r.loss_ce_g = value_of(l_g);
-  r.loss_uni = value_of(l_uni);
-  r.loss = value_of(loss);
-  return r;
+  return finish(l_ce, l_ph, l_a, l_g, l_uni);
 }
 
 }  // namespace erlmr::erl
