@@ -8,7 +8,8 @@
 // wall time per step of each phase (forward, the one backward pass for the three seeds L_CE,
 // 2·L_ph, L_uni, γ, their combination into the gradients, the optimiser update) and, from the
 // op profiler (erlmr/autograd/profile.hpp, compiled in here with ERLMR_OP_PROFILE), each op's
-// forward and backward time per step (a rule that ran once for all seeds counts once). The
+// forward and backward time per step (a node's backward is timed and counted once per walk,
+// all the seeds that reached it together). The
 // per-op timers add a little to every op; the phase times are the ones to compare with
 // bench_step.
 #include <algorithm>

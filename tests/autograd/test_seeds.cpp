@@ -48,6 +48,33 @@ TEST_CASE_TEMPLATE("grad_seeds: each seed's gradients are its own pass's, bit fo
   check_same_as_separate_passes(gs, outs, inputs);
 }
 
+TEST_CASE("grad_seeds: the projection's stacked product past 1024 rows, and with SIMD off") {
+  // Three seeds of 2·200 stacked rows each (1200 > kThinMax = 1024: one gemm_nn for all, as each
+  // seed's own 400-row product); then the same graph with SIMD off (Eigen, seed by seed).
+  auto run = [](std::int64_t rows, std::int64_t in, std::int64_t out) {
+    auto z = euler(test::rnd<float>(Shape{rows, in}, 1), test::rnd<float>(Shape{rows, in}, 2));
+    auto w = test::rnd<float>(Shape{out, in}, 3), b = test::rnd<float>(Shape{out}, 4);
+    auto mu = test::rnd<float>(Shape{rows, in}, 5);
+    auto y = linear(mul(z, make_complex(mu, mu)), w, b);
+    auto o1 = sum(mul(real(y), real(y)));
+    auto o2 = mean(sin(imag(y)));
+    auto o3 = sum(abs(y));
+    const std::vector<Var<float>> outs{o1, o2, o3}, inputs{mu, w, b};
+    check_same_as_separate_passes(grad_seeds<float, float, CpuDevice>(std::span<const Var<float>>(outs), inputs, true), outs,
+                                  inputs);
+  };
+  SUBCASE("SIMD as built") { run(200, 64, 32); }
+  SUBCASE("SIMD off") {
+    struct Off {  // restored on every way out
+      bool saved = simd::enabled();
+      Off() { simd::set_enabled(false); }
+      ~Off() { simd::set_enabled(saved); }
+    } off;
+    run(37, 97, 53);
+    run(64, 300, 100);
+  }
+}
+
 TEST_CASE("grad_seeds: a seed that does not reach the multi-seed rule's node, a repeated input, one seed") {
   auto w = test::rnd<double>(Shape{3, 4}, 1), u = test::rnd<double>(Shape{3}, 2);
   auto z = euler(test::rnd<double>(Shape{2, 4}, 3, false), test::rnd<double>(Shape{2, 4}, 4, false));

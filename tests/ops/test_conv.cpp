@@ -91,9 +91,11 @@ TEST_CASE("conv2d: products by chunks of samples give the whole-matrix products'
   if (!simd::gemm_available()) return;
   for (const int threads : {1, 2}) {
     CAPTURE(threads);
-    auto& pool = ThreadPool::instance();
-    const int saved = pool.num_threads();
-    pool.set_num_threads(threads);
+    struct Threads {  // restored on every way out (a failed REQUIRE too)
+      int saved = ThreadPool::instance().num_threads();
+      explicit Threads(int n) { ThreadPool::instance().set_num_threads(n); }
+      ~Threads() { ThreadPool::instance().set_num_threads(saved); }
+    } scope(threads);
     auto x = rnd<float>(Shape{12, 8, 40, 30}, 12), w = rnd<float>(Shape{4, 8, 3, 3}, 13), b = rnd<float>(Shape{4}, 14);
     const auto g = detail::conv_geometry(x.shape(), w.shape(), {1, 1}, {1, 1});
     REQUIRE(detail::conv_chunked<float>(g));
@@ -114,7 +116,6 @@ TEST_CASE("conv2d: products by chunks of samples give the whole-matrix products'
     simd::gemm_nn<float>(K, P, g.o, wt.data(), g.o, gt.data(), P, gc.data(), P, false);
     CHECK(test::bitwise_equal(x.grad(), detail::col2im(gc, g, x.shape())));
     CHECK(test::max_abs_diff(y.value(), naive_conv(x.value(), w.value(), b.value(), 1, 1, 1, 1)) < 1e-4);
-    pool.set_num_threads(saved);
   }
 }
 

@@ -7,8 +7,8 @@
 // grad_factored:    grad() with linear layers' weight gradients kept as factors aᵀ·x,
 //                   for dot products between gradients without forming them.
 // grad_seeds:       grad_factored for several scalar outputs in one walk of the tape.
-// Both take retain_graph (keep the rules for another pass) and a seed gradient
-// for non-scalar outputs.
+// All take retain_graph (keep the rules for another pass); backward, grad and grad_factored
+// also take a seed gradient for non-scalar outputs.
 #pragma once
 #include <algorithm>
 #include <span>
@@ -238,17 +238,17 @@ PoolVector<PoolVector<Gradient<U, D>>> grad_seeds(std::span<const Var<T, D>> out
   }
   auto tape = detail::reverse_tape(std::span<NodeBase* const>(roots.data(), roots.size()));
   const std::uint64_t needed = detail::mark_needed(tape, inputs);
-  for (int s = 0; s < S; ++s) {
-    auto& n = *outs[static_cast<std::size_t>(s)].node();
-    const detail::ActiveSeed active(s);
-    n.add_adjoint(Tensor<T, D>::ones(n.value.shape()));
-  }
   struct Clear {  // the intermediate nodes' seed adjoints, on every way out
     const PoolVector<NodeBase*>& tape;
     ~Clear() {
       for (NodeBase* n : tape) n->clear_seed_adjoints();
     }
   } clear{tape};
+  for (int s = 0; s < S; ++s) {
+    auto& n = *outs[static_cast<std::size_t>(s)].node();
+    const detail::ActiveSeed active(s);
+    n.add_adjoint(Tensor<T, D>::ones(n.value.shape()));
+  }
   for (NodeBase* n : tape) {
     if (n->is_leaf() || !detail::leads_to(n, needed)) continue;
     bool any = false;

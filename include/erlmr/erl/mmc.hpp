@@ -93,7 +93,8 @@ GradGram gram(const PoolVector<Gradient<R, D>>& g1, const PoolVector<Gradient<R,
 // seeds) and each group's output factors combined, a = Σ c_s a_s; the groups then make one
 // product [a_1; a_2; …]ᵀ·[x_1; x_2; …] (rows stacked) — for the fused step's shared projection
 // one product for all three seeds, for the faithful step's one product for its two passes.
-// A zero coefficient skips its seed.
+// A parameter some seed reached gets a gradient even where all coefficients are 0 (zeros, as
+// backward(Σ c_s out_s) gives).
 template <RealScalar R>
 void accumulate_combination(const std::vector<Var<R>>& params, const PoolVector<PoolVector<Gradient<R>>>& gs,
                             std::span<const double> c) {
@@ -108,7 +109,6 @@ void accumulate_combination(const std::vector<Var<R>>& params, const PoolVector<
     Tensor<R> sum;  // Σ c_s dense_s
     PoolVector<Group> groups;
     for (std::size_t s = 0; s < gs.size(); ++s) {
-      if (c[s] == 0) continue;
       const R k = R(c[s]);
       const auto& g = gs[s][i];
       if (g.dense.defined()) {

@@ -287,10 +287,11 @@ Var<std::complex<R>> linear(const Var<std::complex<R>>& x, const Var<R>& w, cons
     }
     detail::linear_cr_weight_bias_grads(w, b, gs, xsk, rows, in, out);
   };
-  // Several seeds at once (grad_seeds): the seeds' output adjoints stacked, so one product
-  // gives all their input gradients and W is read once; the rest per seed, as above. Each
-  // seed's input gradient is the same as its own pass gives (gemm_nn's rows do not depend on
-  // each other).
+  // Several seeds at once (grad_seeds): where a seed's own input-gradient product would go
+  // through gemm_nn, the seeds' output adjoints are stacked and one gemm_nn (no row limit)
+  // gives all their input gradients, reading W once; its rows do not depend on each other, so
+  // each seed gets its own pass's bits. Otherwise (Eigen) the products run seed by seed. The
+  // rest per seed, as above.
   auto seeds_rule = [x, w, b, xsk, rows, in, out](const Tensor<C>* const* adj, int seeds) {
     int idx[kMaxSeeds], n = 0;
     for (int s = 0; s < seeds; ++s)
@@ -299,9 +300,16 @@ Var<std::complex<R>> linear(const Var<std::complex<R>>& x, const Var<R>& w, cons
     for (int j = 0; j < n; ++j) gs[j] = detail::stack_parts(*adj[idx[j]], rows, out);
     if (x.requires_grad()) {
       const std::int64_t m = 2 * rows;
-      Tensor<R> g_all(Shape{n * m, out}), gx(Shape{n * m, in});
-      for (int j = 0; j < n; ++j) std::copy_n(gs[j].data(), m * out, g_all.data() + j * m * out);
-      detail::product_ab<R>(detail::mmat(gx, n * m, in), detail::cmat(g_all, n * m, out), detail::cmat(w.value(), out, in), false);
+      Tensor<R> gx(Shape{n * m, in});
+      if (detail::thin_product(m)) {  // what each seed's own product_ab does, for all rows at once
+        Tensor<R> g_all(Shape{n * m, out});
+        for (int j = 0; j < n; ++j) std::copy_n(gs[j].data(), m * out, g_all.data() + j * m * out);
+        simd::gemm_nn<R>(n * m, in, out, g_all.data(), out, w.value().data(), in, gx.data(), in, false);
+      } else {  // Eigen's products (SIMD off, or more rows than kThinMax): seed by seed, as alone
+        for (int j = 0; j < n; ++j)
+          detail::product_ab<R>(detail::MatRef<R>(gx.data() + j * m * in, m, in), detail::cmat(gs[j], m, out),
+                                detail::cmat(w.value(), out, in), false);
+      }
       for (int j = 0; j < n; ++j) {
         const detail::ActiveSeed active(idx[j]);
         add_grad(x, detail::unstack_parts(gx.data() + j * m * in, x.shape()));
