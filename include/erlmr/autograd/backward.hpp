@@ -103,6 +103,20 @@ template <class V> std::uint64_t mark_needed(const PoolVector<NodeBase*>& tape, 
   }
   return needed;
 }
+// For each input, the first position in `inputs` of the same node (an input listed twice
+// gets the gradient found for its first listing).
+template <class V> PoolVector<std::size_t> first_positions(const std::vector<V>& inputs) {
+  PoolVector<std::size_t> first(inputs.size());
+  for (std::size_t i = 0; i < inputs.size(); ++i) {
+    first[i] = i;
+    for (std::size_t j = 0; j < i; ++j)
+      if (inputs[j].node() == inputs[i].node()) {
+        first[i] = first[j];
+        break;
+      }
+  }
+  return first;
+}
 // Whether n's rule passes gradient towards a needed node.
 inline bool leads_to(const NodeBase* n, std::uint64_t needed) {
   for (const auto& p : n->parents)
@@ -168,15 +182,9 @@ PoolVector<Gradient<U, D>> grad_factored(const Var<T, D>& out, const std::vector
       for (const auto& v : in) v.node()->factor_sink = nullptr;
     }
   } sinks{inputs};
-  PoolVector<std::size_t> first(inputs.size());  // first position of each input's node
+  const auto first = detail::first_positions(inputs);
   for (std::size_t i = 0; i < inputs.size(); ++i) {
     result[i].shape = inputs[i].shape();
-    first[i] = i;
-    for (std::size_t j = 0; j < i; ++j)
-      if (inputs[j].node() == inputs[i].node()) {
-        first[i] = first[j];
-        break;
-      }
     // Leaves only: an intermediate node must receive its whole adjoint to pass it on.
     if (first[i] == i && inputs[i].is_leaf() && inputs[i].shape().rank() == 2)
       inputs[i].node()->factor_sink = &result[i].terms;
@@ -213,7 +221,7 @@ PoolVector<PoolVector<Gradient<U, D>>> grad_seeds(std::span<const Var<T, D>> out
     if (!v.is_leaf()) throw AutogradError("grad_seeds: the inputs must be leaves");
   PoolVector<PoolVector<Gradient<U, D>>> result(static_cast<std::size_t>(S));
   for (auto& r : result) r.resize(inputs.size());
-  PoolVector<std::size_t> first(inputs.size());  // first position of each input's node
+  const auto first = detail::first_positions(inputs);
   struct Sinks {  // cleared on every way out (a rule may throw)
     const std::vector<Var<U, D>>& in;
     ~Sinks() {
@@ -224,12 +232,6 @@ PoolVector<PoolVector<Gradient<U, D>>> grad_seeds(std::span<const Var<T, D>> out
     }
   } sinks{inputs};
   for (std::size_t i = 0; i < inputs.size(); ++i) {
-    first[i] = i;
-    for (std::size_t j = 0; j < i; ++j)
-      if (inputs[j].node() == inputs[i].node()) {
-        first[i] = first[j];
-        break;
-      }
     for (int s = 0; s < S; ++s) {
       result[static_cast<std::size_t>(s)][i].shape = inputs[i].shape();
       if (first[i] == i && inputs[i].shape().rank() == 2)

@@ -155,6 +155,14 @@ struct SampleChunks {
     });
   }
 };
+// f(buf, n0, n1) for every chunk of n samples, buf holding buffer_per_sample elements per
+// sample of the chunk (each thread slot its own).
+template <class T, class F> void for_sample_chunks(std::int64_t n, std::int64_t buffer_per_sample, F&& f) {
+  const auto ch = SampleChunks::of(n, buffer_per_sample);
+  const std::int64_t per_slot = buffer_per_sample * ch.chunk;
+  Tensor<T> scratch(Shape{ch.slots, per_slot});
+  ch.run([&](std::int64_t s, std::int64_t n0, std::int64_t n1) { f(scratch.data() + s * per_slot, n0, n1); });
+}
 
 // (O, N·HW) -> (N, O, HW) when to_nohw, else the reverse: N·O row copies of HW elements,
 // parallel over the rows (as cuda::permute_onhw).
@@ -167,9 +175,7 @@ template <class T> void permute_onhw(const T* src, T* dst, std::int64_t n, std::
     }
   });
 }
-}  // namespace detail
 
-namespace detail {
 // Whether conv2d takes the chunked real path (the products through simd::gemm_nn).
 template <class T> bool conv_chunked(const Conv2dGeometry& g) {
   if constexpr (RealScalar<T>) return thin_product(g.o) && g.patch() <= kThinMax;
@@ -191,13 +197,10 @@ Var<T> conv2d(const Var<T>& x, const Var<T>& w, const Var<T>& b = Var<T>(), std:
     if (chunked) {
       // Per chunk of samples: its columns of cols (kept for the backward pass), its slice of
       // W·cols into the buffer, then bias and layout into y.
-      const auto ch = detail::SampleChunks::of(g.n, g.o * hw);
-      Tensor<T> scratch(Shape{ch.slots, g.o * ch.chunk * hw});
       const T* bp = b.defined() ? b.value().data() : nullptr;
       cols = Tensor<T>(Shape{K, P});
-      ch.run([&](std::int64_t s, std::int64_t n0, std::int64_t n1) {
+      detail::for_sample_chunks<T>(g.n, g.o * hw, [&](T* buf, std::int64_t n0, std::int64_t n1) {
         const std::int64_t cw = (n1 - n0) * hw;
-        T* buf = scratch.data() + s * g.o * ch.chunk * hw;
         detail::im2col_block(x.value().data(), g, cols.data(), P, 0, K, n0, n1);
         simd::gemm_nn<T>(g.o, cw, K, w.value().data(), K, cols.data() + n0 * hw, P, buf, cw, false);
         for (std::int64_t n = n0; n < n1; ++n)
@@ -241,11 +244,8 @@ Var<T> conv2d(const Var<T>& x, const Var<T>& w, const Var<T>& b = Var<T>(), std:
           // col2im of their planes from there.
           Tensor<T> wt(Shape{K, g.o});
           detail::transpose_into(w.value().data(), g.o, K, wt.data());
-          const auto ch = detail::SampleChunks::of(g.n, K * hw);
-          Tensor<T> scratch(Shape{ch.slots, K * ch.chunk * hw});
-          ch.run([&](std::int64_t s, std::int64_t n0, std::int64_t n1) {
+          detail::for_sample_chunks<T>(g.n, K * hw, [&](T* buf, std::int64_t n0, std::int64_t n1) {
             const std::int64_t cw = (n1 - n0) * hw;
-            T* buf = scratch.data() + s * K * ch.chunk * hw;
             simd::gemm_nn<T>(K, cw, g.o, wt.data(), g.o, gt.data() + n0 * hw, P, buf, cw, false);
             detail::col2im_block(buf, cw, n0, g, gx.data(), n0 * g.c, n1 * g.c);
           });

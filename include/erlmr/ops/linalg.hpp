@@ -277,48 +277,54 @@ Var<std::complex<R>> linear(const Var<std::complex<R>>& x, const Var<R>& w, cons
   auto Y = detail::mmat(ysk, 2 * rows, out);
   detail::product_abt<R>(Y, detail::cmat(xsk, 2 * rows, in), detail::cmat(w.value(), out, in));
   if (b.defined()) Y.rowwise() += detail::cmat(b.value(), 1, out).row(0);
-  auto rule = [x, w, b, xsk, rows, in, out](const Tensor<C>& g) {
-    const Tensor<R> gs = detail::stack_parts(g, rows, out);
-    const auto G = detail::cmat(gs, 2 * rows, out);
-    if (x.requires_grad()) {
-      Tensor<R> gx(Shape{2 * rows, in});
-      detail::product_ab<R>(detail::mmat(gx, 2 * rows, in), G, detail::cmat(w.value(), out, in), false);
-      add_grad(x, detail::unstack_parts(gx, x.shape()));
-    }
-    detail::linear_cr_weight_bias_grads(w, b, gs, xsk, rows, in, out);
-  };
-  // Several seeds at once (grad_seeds): where a seed's own input-gradient product would go
-  // through gemm_nn, the seeds' output adjoints are stacked and one gemm_nn (no row limit)
-  // gives all their input gradients, reading W once; its rows do not depend on each other, so
-  // each seed gets its own pass's bits. Otherwise (Eigen) the products run seed by seed. The
-  // rest per seed, as above.
-  auto seeds_rule = [x, w, b, xsk, rows, in, out](const Tensor<C>* const* adj, int seeds) {
-    int idx[kMaxSeeds], n = 0;
-    for (int s = 0; s < seeds; ++s)
-      if (adj[s]) idx[n++] = s;
+  // The rule for n output gradients at once: an ordinary pass gives one; grad_seeds gives one
+  // per seed that reached the node, adj[j] landing in seed[j]'s slots. Where a seed's own
+  // input-gradient product goes through gemm_nn, the seeds' output adjoints are stacked and
+  // one gemm_nn (no row limit) gives all their input gradients, reading W once; its rows do
+  // not depend on each other, so each seed gets the bits of its own pass. Otherwise (Eigen)
+  // the products run seed by seed. The weight and bias gradients per seed.
+  auto run = [x, w, b, xsk, rows, in, out](const Tensor<C>* const* adj, const int* seed, int n) {
+    const std::int64_t m = 2 * rows;
     Tensor<R> gs[kMaxSeeds];
-    for (int j = 0; j < n; ++j) gs[j] = detail::stack_parts(*adj[idx[j]], rows, out);
+    for (int j = 0; j < n; ++j) gs[j] = detail::stack_parts(*adj[j], rows, out);
     if (x.requires_grad()) {
-      const std::int64_t m = 2 * rows;
       Tensor<R> gx(Shape{n * m, in});
       if (detail::thin_product(m)) {  // what each seed's own product_ab does, for all rows at once
-        Tensor<R> g_all(Shape{n * m, out});
-        for (int j = 0; j < n; ++j) std::copy_n(gs[j].data(), m * out, g_all.data() + j * m * out);
+        Tensor<R> g_all = gs[0];
+        if (n > 1) {
+          g_all = Tensor<R>(Shape{n * m, out});
+          for (int j = 0; j < n; ++j) std::copy_n(gs[j].data(), m * out, g_all.data() + j * m * out);
+        }
         simd::gemm_nn<R>(n * m, in, out, g_all.data(), out, w.value().data(), in, gx.data(), in, false);
-      } else {  // Eigen's products (SIMD off, or more rows than kThinMax): seed by seed, as alone
+      } else {  // Eigen's products (SIMD off, or more rows than kThinMax): seed by seed
         for (int j = 0; j < n; ++j)
           detail::product_ab<R>(detail::MatRef<R>(gx.data() + j * m * in, m, in), detail::cmat(gs[j], m, out),
                                 detail::cmat(w.value(), out, in), false);
       }
       for (int j = 0; j < n; ++j) {
-        const detail::ActiveSeed active(idx[j]);
+        const detail::ActiveSeed active(seed[j]);
         add_grad(x, detail::unstack_parts(gx.data() + j * m * in, x.shape()));
       }
     }
     for (int j = 0; j < n; ++j) {
-      const detail::ActiveSeed active(idx[j]);
+      const detail::ActiveSeed active(seed[j]);
       detail::linear_cr_weight_bias_grads(w, b, gs[j], xsk, rows, in, out);
     }
+  };
+  auto rule = [run](const Tensor<C>& g) {
+    const Tensor<C>* adj[1] = {&g};
+    const int seed[1] = {detail::g_active_seed};
+    run(adj, seed, 1);
+  };
+  auto seeds_rule = [run](const Tensor<C>* const* adj, int seeds) {
+    const Tensor<C>* in[kMaxSeeds];
+    int seed[kMaxSeeds], n = 0;
+    for (int s = 0; s < seeds; ++s)
+      if (adj[s]) {
+        in[n] = adj[s];
+        seed[n++] = s;
+      }
+    run(in, seed, n);
   };
   auto y = detail::unstack_parts(ysk, ys);
   auto v = b.defined() ? record("linear_complex_real", y, rule, x, w, b) : record("linear_complex_real", y, rule, x, w);
