@@ -165,13 +165,14 @@ template <class T, class F> void for_sample_chunks(std::int64_t n, std::int64_t 
 }
 
 // (O, N·HW) -> (N, O, HW) when to_nohw, else the reverse: N·O row copies of HW elements,
-// parallel over the rows (as cuda::permute_onhw).
+// parallel over blocks of consecutive destination rows (so that two threads never write
+// rows that share a cache line's neighbourhood; as cuda::permute_onhw).
 template <class T> void permute_onhw(const T* src, T* dst, std::int64_t n, std::int64_t o, std::int64_t hw, bool to_nohw) {
   CpuDevice::parallel_for(n * o, std::max<std::int64_t>(1, 4096 / std::max<std::int64_t>(hw, 1)), [&](std::int64_t r0, std::int64_t r1) {
-    for (std::int64_t r = r0; r < r1; ++r) {  // r = b·o + k; the (O, N·HW) row is k·n + b
-      const std::int64_t onhw = (r % o) * n + r / o;
-      if (to_nohw) std::copy_n(src + onhw * hw, hw, dst + r * hw);
-      else std::copy_n(src + r * hw, hw, dst + onhw * hw);
+    for (std::int64_t r = r0; r < r1; ++r) {
+      // (N, O, HW) row b·o + k is (O, N·HW) row k·n + b.
+      const std::int64_t other = to_nohw ? (r % o) * n + r / o : (r % n) * o + r / n;
+      std::copy_n(src + other * hw, hw, dst + r * hw);
     }
   });
 }
@@ -261,7 +262,7 @@ Var<T> conv2d(const Var<T>& x, const Var<T>& w, const Var<T>& b = Var<T>(), std:
     }
     if (b.defined() && b.requires_grad()) {
       Tensor<T> gb(b.shape());
-      CpuDevice::parallel_for(g.o, 1, [&](std::int64_t k0, std::int64_t k1) {
+      CpuDevice::parallel_for(g.o, CpuDevice::block_grain(g.o), [&](std::int64_t k0, std::int64_t k1) {
         for (std::int64_t k = k0; k < k1; ++k) gb.data()[k] = G.row(k).sum();
       });
       add_grad(b, std::move(gb));

@@ -46,7 +46,8 @@ namespace detail {
 // x̂ and y = γ·x̂ + β. Channels are independent: parallel over C, and within a channel the
 // sums run over the N contiguous segments of length `inner` in a fixed order (bitwise the
 // same for any thread count). epilogue(k, len) runs on each segment [k, k + len) of y right
-// after it is written, in the same thread (the fused rectifier and dropout below).
+// after it is written, in the same thread (the fused rectifier and dropout below). Each
+// thread takes one block of channels (block_grain): channels' segments share cache lines.
 template <RealScalar T, class Epilogue>
 void batch_norm_forward(const Tensor<T>& x, const Tensor<T>& gamma, const Tensor<T>& beta, const Tensor<T>& running_mean,
                         const Tensor<T>& running_var, bool training, double momentum, double eps, const BatchNormDims& d,
@@ -56,7 +57,7 @@ void batch_norm_forward(const Tensor<T>& x, const Tensor<T>& gamma, const Tensor
   const T* xv = x.data();
   using Seg = Eigen::Map<const Eigen::Array<T, Eigen::Dynamic, 1>>;
   using MSeg = Eigen::Map<Eigen::Array<T, Eigen::Dynamic, 1>>;
-  CpuDevice::parallel_for(C, 1, [&](std::int64_t c0, std::int64_t c1) {
+  CpuDevice::parallel_for(C, CpuDevice::block_grain(C), [&](std::int64_t c0, std::int64_t c1) {
     for (std::int64_t c = c0; c < c1; ++c) {
       T mean, var;
       if (training) {
@@ -86,20 +87,33 @@ void batch_norm_forward(const Tensor<T>& x, const Tensor<T>& gamma, const Tensor
 }
 
 // batch_norm's rule: G_β = Σ G, G_γ = Σ G·x̂, G_x = γ·s·(G − mean(G) − x̂·mean(G·x̂)) per
-// channel (training), G_x = γ·s·G (evaluation); parallel over channels, fixed-order sums.
+// channel (training), G_x = γ·s·G (evaluation); parallel over blocks of channels, fixed-order
+// sums. With a gate (batch_norm_relu_dropout's), G is g gated as that op's rule says,
+// G = (gate ≥ 0 ? g·gate : 0): each segment is gated into its place in gx and the sums and
+// G_x are taken from there — the same values at the same addresses (gx is laid out as the
+// gated tensor would be), so the same bits as gating into a tensor of its own first, without
+// that tensor's trip through memory (the channel's segments are still in cache when G_x
+// overwrites them).
 template <RealScalar T>
 void batch_norm_backward(const T* g, const Tensor<T>& xhat, const Tensor<T>& inv, const Tensor<T>& gamma, bool training,
-                         const BatchNormDims& d, Tensor<T>& gx, Tensor<T>& gg, Tensor<T>& gb) {
+                         const BatchNormDims& d, Tensor<T>& gx, Tensor<T>& gg, Tensor<T>& gb, const T* gate = nullptr) {
   const auto [N, C, inner] = d;
   const std::int64_t m = N * inner;
   using Seg = Eigen::Map<const Eigen::Array<T, Eigen::Dynamic, 1>>;
   using MSeg = Eigen::Map<Eigen::Array<T, Eigen::Dynamic, 1>>;
-  CpuDevice::parallel_for(C, 1, [&](std::int64_t c0, std::int64_t c1) {
+  const T* gsrc = gate ? gx.data() : g;  // where G's segments are read from
+  CpuDevice::parallel_for(C, CpuDevice::block_grain(C), [&](std::int64_t c0, std::int64_t c1) {
     for (std::int64_t c = c0; c < c1; ++c) {
       T sg = 0, sgx = 0;
       for (std::int64_t n = 0; n < N; ++n) {
         const std::int64_t k = (n * C + c) * inner;
-        const Seg gs(g + k, inner), xs(xhat.data() + k, inner);
+        if (gate) {
+          const T* __restrict gk = g + k;
+          const T* __restrict kk = gate + k;
+          T* __restrict ok = gx.data() + k;
+          for (std::int64_t i = 0; i < inner; ++i) ok[i] = kk[i] >= T(0) ? gk[i] * kk[i] : T(0);
+        }
+        const Seg gs(gsrc + k, inner), xs(xhat.data() + k, inner);
         sg += gs.sum();
         sgx += (gs * xs).sum();
       }
@@ -109,7 +123,7 @@ void batch_norm_backward(const T* g, const Tensor<T>& xhat, const Tensor<T>& inv
       const T mg = sg / T(m), mgx = sgx / T(m);
       for (std::int64_t n = 0; n < N; ++n) {
         const std::int64_t k = (n * C + c) * inner;
-        const Seg gs(g + k, inner), xs(xhat.data() + k, inner);
+        const Seg gs(gsrc + k, inner), xs(xhat.data() + k, inner);
         if (training) MSeg(gx.data() + k, inner) = a * (gs - mg - xs * mgx);
         else MSeg(gx.data() + k, inner) = a * gs;
       }
@@ -216,8 +230,9 @@ template <Scalar T> Var<T> dropout(const Var<T>& x, double p, bool training, Gen
 //             (mask from dropout_mask, drawn at the same point of the Generator's stream;
 //             without dropout — p = 0 — d = (y < 0 ? 0 : y));
 //   backward  the op keeps gate = (y > 0 ? mask : −1) in place of the three ops' saved
-//             tensors, and hands G_y = (gate ≥ 0 ? G·gate : 0) to batch_norm's rule — what
-//             dropout's rule (G·mask) and then relu's (G where y > 0, else 0) compute.
+//             tensors, and batch_norm's rule takes G_y = (gate ≥ 0 ? G·gate : 0) — what
+//             dropout's rule (G·mask) and then relu's (G where y > 0, else 0) compute —
+//             segment by segment as it goes (batch_norm_backward's gate).
 template <RealScalar T>
 Var<T> batch_norm_relu_dropout(const Var<T>& x, const Var<T>& gamma, const Var<T>& beta, const Tensor<T>& running_mean,
                                const Tensor<T>& running_var, bool training, double momentum, double eps, double p, Generator* gen) {
@@ -250,17 +265,8 @@ Var<T> batch_norm_relu_dropout(const Var<T>& x, const Var<T>& gamma, const Var<T
                                  }
                              });
   auto rule = [x, gamma, beta, xhat, inv, gate, training, d](const Tensor<T>& g) {
-    Tensor<T> gy(x.shape()), gx(x.shape()), gg(Shape{d.C}), gb(Shape{d.C});
-    const T* gp = g.data();
-    const T* kp = gate.data();
-    T* op = gy.data();
-    CpuDevice::parallel_for(gy.numel(), 1 << 15, [gp, kp, op](std::int64_t b, std::int64_t e) {
-      const T* __restrict gs = gp;
-      const T* __restrict ks = kp;
-      T* __restrict os = op;
-      for (std::int64_t i = b; i < e; ++i) os[i] = ks[i] >= T(0) ? gs[i] * ks[i] : T(0);
-    });
-    detail::batch_norm_backward(gy.data(), xhat, inv, gamma.value(), training, d, gx, gg, gb);
+    Tensor<T> gx(x.shape()), gg(Shape{d.C}), gb(Shape{d.C});
+    detail::batch_norm_backward(g.data(), xhat, inv, gamma.value(), training, d, gx, gg, gb, gate.data());
     add_grad(x, std::move(gx));
     add_grad(gamma, std::move(gg));
     add_grad(beta, std::move(gb));
