@@ -125,6 +125,50 @@ TEST_CASE("conv2d: the sensor encoder's first layer geometry") {
   CHECK(conv2d(x, w).shape() == Shape{2, 64, 2, 19});
 }
 
+TEST_CASE_TEMPLATE("conv2d: a first layer's weight and bias gradients, read from the output gradient in place", T, float, double) {
+  // x needs no gradient and the patch is short against the output plane: the rule takes G_W
+  // and G_b sample by sample from gy's (N, O, HW) layout (conv_weight_bias_grads).
+  if (!simd::gemm_available()) return;
+  auto x = rnd<T>(Shape{5, 1, 3, 80}, 21, false), w = rnd<T>(Shape{20, 1, 2, 2}, 22), b = rnd<T>(Shape{20}, 23);
+  const auto g = detail::conv_geometry(x.shape(), w.shape(), {1, 1}, {0, 0});
+  REQUIRE(detail::conv_chunked<T>(g));
+  REQUIRE(g.patch() * detail::kNtReduceCost <= g.ho * g.wo);
+  const Tensor<T> gy = rnd<T>(Shape{5, 20, 2, 79}, 24, false).value();
+  auto run = [&](int threads) {
+    struct Threads {
+      int saved = ThreadPool::instance().num_threads();
+      explicit Threads(int n) { ThreadPool::instance().set_num_threads(n); }
+      ~Threads() { ThreadPool::instance().set_num_threads(saved); }
+    } scope(threads);
+    w.zero_grad();
+    b.zero_grad();
+    backward(conv2d(x, w, b), false, &gy);
+    return std::pair<Tensor<T>, Tensor<T>>{w.grad().clone(), b.grad().clone()};
+  };
+  const auto [gw1, gb1] = run(1);
+  const auto [gw2, gb2] = run(2);
+  CHECK(test::bitwise_equal(gw1, gw2));
+  CHECK(test::bitwise_equal(gb1, gb2));
+  // The definition: G_W[o, c, u, v] = Σ gy[n, o, i, j]·x[n, c, i + u, j + v], G_b[o] = Σ gy[n, o, ·].
+  const double tol = std::is_same_v<T, float> ? 1e-4 : 1e-12;
+  for (std::int64_t o = 0; o < 20; ++o) {
+    double sb = 0;
+    for (std::int64_t n = 0; n < 5; ++n)
+      for (std::int64_t i = 0; i < 2; ++i)
+        for (std::int64_t j = 0; j < 79; ++j) sb += double(gy.at({n, o, i, j}));
+    CHECK(std::abs(double(gb1.at({o})) - sb) < tol * 10);
+    for (std::int64_t c = 0; c < 1; ++c)
+      for (std::int64_t u = 0; u < 2; ++u)
+        for (std::int64_t v = 0; v < 2; ++v) {
+          double s = 0;
+          for (std::int64_t n = 0; n < 5; ++n)
+            for (std::int64_t i = 0; i < 2; ++i)
+              for (std::int64_t j = 0; j < 79; ++j) s += double(gy.at({n, o, i, j})) * double(x.value().at({n, c, i + u, j + v}));
+          CHECK(std::abs(double(gw1.at({o, c, u, v})) - s) < tol * 10);
+        }
+  }
+}
+
 TEST_CASE("conv2d: shape errors") {
   auto x = rnd<double>(Shape{2, 3, 6, 5}, 1), w = rnd<double>(Shape{4, 2, 3, 3}, 2);
   CHECK_THROWS_WITH_AS(conv2d(x, w), "conv2d: input (2, 3, 6, 5) and weight (4, 2, 3, 3) are not (N, C, H, W) and (O, C, kh, kw)",

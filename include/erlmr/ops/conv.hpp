@@ -11,7 +11,9 @@
 // buffer that stays in cache, so Y's (O, N·HW) form and G_cols are never formed whole (see
 // SampleChunks); otherwise the products go through linalg.hpp's product_ab / product_atb.
 // G_W goes through product_abt (gemm_nt for short patches, else as (cols·Gᵀ)ᵀ so that the
-// long axis N·Ho·Wo is the kernel's k).
+// long axis N·Ho·Wo is the kernel's k). A layer whose input needs no gradient and whose
+// patch is short against the output plane (the sensor encoder's first layer) takes G_W and
+// G_b from G's (N, O, Ho·Wo) layout in place, sample by sample (conv_weight_bias_grads).
 #pragma once
 #include "erlmr/ops/linalg.hpp"
 
@@ -182,6 +184,33 @@ template <class T> bool conv_chunked(const Conv2dGeometry& g) {
   if constexpr (RealScalar<T>) return thin_product(g.o) && g.patch() <= kThinMax;
   else return (void)g, false;
 }
+
+// G_W = G·colsᵀ and G_b = Σ G with G read in place from the output gradient gy (N, O, HW),
+// for a layer whose input needs no gradient (so that G is not wanted as (O, N·HW) for the
+// input gradient either): sample by sample, simd::gemm_nt(G_n, cols_n) added in, by blocks
+// of output channels, one per thread; G_b[o] = Σ_n Σ_k gy[n, o, k]. The permutation of the
+// whole gy it replaces copies O·N·HW elements; the price is one lane reduction per output
+// element and sample, about kNtReduceCost operations each, O·K·N of them — worth it when
+// K·kNtReduceCost ≤ HW (the sensor encoder's first layer: K = 4, HW = 398).
+inline constexpr std::int64_t kNtReduceCost = 16;
+template <RealScalar T> void conv_weight_bias_grads(const T* gy, const Conv2dGeometry& g, const T* cols, T* gw, T* gb) {
+  const std::int64_t N = g.n, O = g.o, K = g.patch(), hw = g.ho * g.wo, P = g.positions();
+  CpuDevice::parallel_for(O, CpuDevice::block_grain(O), [&](std::int64_t o0, std::int64_t o1) {
+    if (gw) {
+      if (N == 0) std::fill(gw + o0 * K, gw + o1 * K, T(0));
+      for (std::int64_t n = 0; n < N; ++n)
+        simd::gemm_nt<T>(o1 - o0, K, hw, gy + (n * O + o0) * hw, hw, cols + n * hw, P, gw + o0 * K, K, n > 0);
+    }
+    if (gb) {
+      using Seg = Eigen::Map<const Eigen::Array<T, Eigen::Dynamic, 1>>;
+      for (std::int64_t o = o0; o < o1; ++o) {
+        T s = 0;
+        for (std::int64_t n = 0; n < N; ++n) s += Seg(gy + (n * O + o) * hw, hw).sum();
+        gb[o] = s;
+      }
+    }
+  });
+}
 }  // namespace detail
 
 template <Scalar T>
@@ -227,6 +256,19 @@ Var<T> conv2d(const Var<T>& x, const Var<T>& w, const Var<T>& b = Var<T>(), std:
     detail::permute_onhw(yt.data(), y.data(), g.n, g.o, hw, true);
   }
   auto rule = [x, w, b, g, cols, hw, K, P, chunked](const Tensor<T>& gy) {
+    if constexpr (RealScalar<T>) {
+      if (chunked && !x.requires_grad() && K * detail::kNtReduceCost <= hw) {  // a first layer: see conv_weight_bias_grads
+        Tensor<T> gw, gb;
+        const bool want_b = b.defined() && b.requires_grad();
+        if (w.requires_grad()) gw = Tensor<T>(w.shape());
+        if (want_b) gb = Tensor<T>(b.shape());
+        detail::conv_weight_bias_grads<T>(gy.data(), g, cols.data(), w.requires_grad() ? gw.data() : nullptr,
+                                          want_b ? gb.data() : nullptr);
+        if (w.requires_grad()) add_grad(w, std::move(gw));
+        if (want_b) add_grad(b, std::move(gb));
+        return;
+      }
+    }
     Tensor<T> gt(Shape{g.o, P});
     detail::permute_onhw(gy.data(), gt.data(), g.n, g.o, hw, false);
     const auto G = detail::cmat(gt, g.o, P);
