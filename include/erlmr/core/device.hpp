@@ -84,20 +84,21 @@ struct CpuDevice {
 
   static int num_threads() { return ThreadPool::instance().num_threads(); }
 
-  // Calls f(begin, end) over [0, n) in chunks of `grain` elements. Chunk
-  // boundaries depend on n and grain only, so results never depend on the
-  // thread count (see thread_pool.hpp).
   // The grain that gives each thread one contiguous block of [0, n): for loops whose items
   // write interleaved memory — per-channel loops over (N, C, ·) tensors, where channel c's
   // segments border channel c ± 1's in every sample — so that neighbouring items are not
   // split between cores that would then fight over the cache lines they share (false
-  // sharing; with grain 1, batch norm ran 2–3× slower on two threads than on one). Only for
-  // items that are independent of each other: the chunking then cannot change any result.
+  // sharing; with grain 1, batch norm ran 2–3× slower on two threads than on one). The
+  // grain depends on the thread count, so only for items that are independent of each
+  // other (no reduction across items): the chunking then cannot change any result.
   static std::int64_t block_grain(std::int64_t n) {
     const std::int64_t t = num_threads();
     return std::max<std::int64_t>(1, (n + t - 1) / t);
   }
 
+  // Calls f(begin, end) over [0, n) in chunks of `grain` elements. Chunk
+  // boundaries depend on n and grain only (see thread_pool.hpp); a grain that depends
+  // on the thread count, as block_grain's, is for independent items only.
   template <class F> static void parallel_for(std::int64_t n, std::int64_t grain, F&& f) {
     if (n <= 0) return;
     grain = std::max<std::int64_t>(1, grain);

@@ -1,9 +1,11 @@
 // erlmr/core/thread_pool.hpp — a small persistent pool behind CpuDevice::parallel_for.
 //
 // Determinism contract: work is cut into chunks whose boundaries depend only on
-// the problem size and the grain, never on the number of threads. Each chunk is
-// executed by exactly one thread and writes a disjoint part of the output, so the
-// result of any parallel_for is bitwise identical for 1, 2 or N threads.
+// the problem size and the grain. Each chunk is executed by exactly one thread and
+// writes a disjoint part of the output, so the result of any parallel_for is bitwise
+// identical for 1, 2 or N threads. Where a caller's grain depends on the thread count
+// (CpuDevice::block_grain, simd::gemm_nt's tile chunks), the items are independent:
+// no item's result depends on which chunk it falls in.
 // Reductions are done per chunk into a per-chunk slot and combined in chunk
 // order by the caller. A parallel_for nested inside a chunk runs serially.
 #pragma once

@@ -11,9 +11,10 @@
 // buffer that stays in cache, so Y's (O, N·HW) form and G_cols are never formed whole (see
 // SampleChunks); otherwise the products go through linalg.hpp's product_ab / product_atb.
 // G_W goes through product_abt (gemm_nt for short patches, else as (cols·Gᵀ)ᵀ so that the
-// long axis N·Ho·Wo is the kernel's k). A layer whose input needs no gradient and whose
-// patch is short against the output plane (the sensor encoder's first layer) takes G_W and
-// G_b from G's (N, O, Ho·Wo) layout in place, sample by sample (conv_weight_bias_grads).
+// long axis N·Ho·Wo is the kernel's k). On the chunked path, a layer whose input needs no
+// gradient and whose patch is short against the output plane (K < kNtMaxRows and
+// K·kNtReduceCost ≤ Ho·Wo: the sensor encoder's first layer) takes G_W and G_b from G's
+// (N, O, Ho·Wo) layout in place, sample by sample (conv_weight_bias_grads).
 #pragma once
 #include "erlmr/ops/linalg.hpp"
 
@@ -167,8 +168,8 @@ template <class T, class F> void for_sample_chunks(std::int64_t n, std::int64_t 
 }
 
 // (O, N·HW) -> (N, O, HW) when to_nohw, else the reverse: N·O row copies of HW elements,
-// parallel over blocks of consecutive destination rows (so that two threads never write
-// rows that share a cache line's neighbourhood; as cuda::permute_onhw).
+// parallel over chunks of consecutive destination rows (each chunk writes one contiguous run,
+// so two threads can share a cache line only at a chunk boundary; as cuda::permute_onhw).
 template <class T> void permute_onhw(const T* src, T* dst, std::int64_t n, std::int64_t o, std::int64_t hw, bool to_nohw) {
   CpuDevice::parallel_for(n * o, std::max<std::int64_t>(1, 4096 / std::max<std::int64_t>(hw, 1)), [&](std::int64_t r0, std::int64_t r1) {
     for (std::int64_t r = r0; r < r1; ++r) {
@@ -191,7 +192,11 @@ template <class T> bool conv_chunked(const Conv2dGeometry& g) {
 // of output channels, one per thread; G_b[o] = Σ_n Σ_k gy[n, o, k]. The permutation of the
 // whole gy it replaces copies O·N·HW elements; the price is one lane reduction per output
 // element and sample, about kNtReduceCost operations each, O·K·N of them — worth it when
-// K·kNtReduceCost ≤ HW (the sensor encoder's first layer: K = 4, HW = 398).
+// K·kNtReduceCost ≤ HW (the sensor encoder's first layer: K = 4, HW = 398), for patches
+// short enough for gemm_nt (K < kNtMaxRows, as product_abt). Real types on the chunked path
+// only. The bits differ from product_abt's single chain over all N·HW positions (one lane
+// reduction per sample here), so a first layer's gradients depend, in their last bits, on
+// whether its input needs a gradient.
 inline constexpr std::int64_t kNtReduceCost = 16;
 template <RealScalar T> void conv_weight_bias_grads(const T* gy, const Conv2dGeometry& g, const T* cols, T* gw, T* gb) {
   const std::int64_t N = g.n, O = g.o, K = g.patch(), hw = g.ho * g.wo, P = g.positions();
@@ -257,7 +262,7 @@ Var<T> conv2d(const Var<T>& x, const Var<T>& w, const Var<T>& b = Var<T>(), std:
   }
   auto rule = [x, w, b, g, cols, hw, K, P, chunked](const Tensor<T>& gy) {
     if constexpr (RealScalar<T>) {
-      if (chunked && !x.requires_grad() && K * detail::kNtReduceCost <= hw) {  // a first layer: see conv_weight_bias_grads
+      if (chunked && !x.requires_grad() && K < detail::kNtMaxRows && K * detail::kNtReduceCost <= hw) {  // a first layer: see conv_weight_bias_grads
         Tensor<T> gw, gb;
         const bool want_b = b.defined() && b.requires_grad();
         if (w.requires_grad()) gw = Tensor<T>(w.shape());

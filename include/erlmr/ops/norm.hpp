@@ -90,8 +90,10 @@ void batch_norm_forward(const Tensor<T>& x, const Tensor<T>& gamma, const Tensor
 // channel (training), G_x = γ·s·G (evaluation); parallel over blocks of channels, fixed-order
 // sums. With a gate (batch_norm_relu_dropout's), G is g gated as that op's rule says,
 // G = (gate ≥ 0 ? g·gate : 0): each segment is gated into its place in gx and the sums and
-// G_x are taken from there — the same values at the same addresses (gx is laid out as the
-// gated tensor would be), so the same bits as gating into a tensor of its own first, without
+// G_x are taken from there — the same values at the same offsets within a 64-byte-aligned
+// buffer (every tensor starts at a HostMemory::kAlignment boundary, at least Eigen's packet
+// alignment, so Eigen's sums peel and split them the same way), so the same bits as gating
+// into a tensor of its own first, without
 // that tensor's trip through memory (the channel's segments are still in cache when G_x
 // overwrites them).
 template <RealScalar T>
