@@ -43,7 +43,9 @@ inline BatchNormDims batch_norm_dims(const Shape& s, const Shape& gamma, const S
 
 namespace detail {
 // batch_norm's forward on the CPU: per-channel statistics (training) or the running ones,
-// x̂ and y = γ·x̂ + β. Channels are independent: parallel over C, and within a channel the
+// and y = γ·x̂ + β with x̂ = (x − μ)·s. x̂ is not stored: the backward rule recomputes it from
+// x (which the rule keeps anyway) and the μ and s recorded here (mean, inv), by the same
+// expression, so to the same bits — one tensor less to write and keep per op. Channels are independent: parallel over C, and within a channel the
 // sums run over the N contiguous segments of length `inner` in a fixed order (bitwise the
 // same for any thread count). epilogue(k, len) runs on each segment [k, k + len) of y right
 // after it is written, in the same thread (the fused rectifier and dropout below). Each
@@ -51,7 +53,7 @@ namespace detail {
 template <RealScalar T, class Epilogue>
 void batch_norm_forward(const Tensor<T>& x, const Tensor<T>& gamma, const Tensor<T>& beta, const Tensor<T>& running_mean,
                         const Tensor<T>& running_var, bool training, double momentum, double eps, const BatchNormDims& d,
-                        Tensor<T>& inv, Tensor<T>& xhat, Tensor<T>& y, Epilogue&& epilogue) {
+                        Tensor<T>& inv, Tensor<T>& mean_used, Tensor<T>& y, Epilogue&& epilogue) {
   const auto [N, C, inner] = d;
   const std::int64_t m = N * inner;
   const T* xv = x.data();
@@ -74,12 +76,11 @@ void batch_norm_forward(const Tensor<T>& x, const Tensor<T>& gamma, const Tensor
         var = running_var.data()[c];
       }
       inv.data()[c] = T(1) / std::sqrt(var + T(eps));
+      mean_used.data()[c] = mean;
       const T gm = gamma.data()[c], bt = beta.data()[c], is = inv.data()[c];
       for (std::int64_t n = 0; n < N; ++n) {
         const std::int64_t k = (n * C + c) * inner;
-        MSeg xh(xhat.data() + k, inner);
-        xh = (Seg(xv + k, inner) - mean) * is;
-        MSeg(y.data() + k, inner) = gm * xh + bt;
+        MSeg(y.data() + k, inner) = gm * ((Seg(xv + k, inner) - mean) * is) + bt;
         epilogue(k, inner);
       }
     }
@@ -96,9 +97,10 @@ void batch_norm_forward(const Tensor<T>& x, const Tensor<T>& gamma, const Tensor
 // into a tensor of its own first, without
 // that tensor's trip through memory (the channel's segments are still in cache when G_x
 // overwrites them).
+// x̂ = (x − μ)·s is recomputed from x and the forward's μ (mean_used) and s (inv).
 template <RealScalar T>
-void batch_norm_backward(const T* g, const Tensor<T>& xhat, const Tensor<T>& inv, const Tensor<T>& gamma, bool training,
-                         const BatchNormDims& d, Tensor<T>& gx, Tensor<T>& gg, Tensor<T>& gb, const T* gate = nullptr) {
+void batch_norm_backward(const T* g, const T* x, const Tensor<T>& mean_used, const Tensor<T>& inv, const Tensor<T>& gamma,
+                         bool training, const BatchNormDims& d, Tensor<T>& gx, Tensor<T>& gg, Tensor<T>& gb, const T* gate = nullptr) {
   const auto [N, C, inner] = d;
   const std::int64_t m = N * inner;
   using Seg = Eigen::Map<const Eigen::Array<T, Eigen::Dynamic, 1>>;
@@ -106,6 +108,7 @@ void batch_norm_backward(const T* g, const Tensor<T>& xhat, const Tensor<T>& inv
   const T* gsrc = gate ? gx.data() : g;  // where G's segments are read from
   CpuDevice::parallel_for(C, CpuDevice::block_grain(C), [&](std::int64_t c0, std::int64_t c1) {
     for (std::int64_t c = c0; c < c1; ++c) {
+      const T mu = mean_used.data()[c], is = inv.data()[c];
       T sg = 0, sgx = 0;
       for (std::int64_t n = 0; n < N; ++n) {
         const std::int64_t k = (n * C + c) * inner;
@@ -115,17 +118,19 @@ void batch_norm_backward(const T* g, const Tensor<T>& xhat, const Tensor<T>& inv
           T* __restrict ok = gx.data() + k;
           for (std::int64_t i = 0; i < inner; ++i) ok[i] = kk[i] >= T(0) ? gk[i] * kk[i] : T(0);
         }
-        const Seg gs(gsrc + k, inner), xs(xhat.data() + k, inner);
+        const Seg gs(gsrc + k, inner);
+        const auto xs = (Seg(x + k, inner) - mu) * is;
         sg += gs.sum();
         sgx += (gs * xs).sum();
       }
       gb.data()[c] = sg;
       gg.data()[c] = sgx;
-      const T a = gamma.data()[c] * inv.data()[c];
+      const T a = gamma.data()[c] * is;
       const T mg = sg / T(m), mgx = sgx / T(m);
       for (std::int64_t n = 0; n < N; ++n) {
         const std::int64_t k = (n * C + c) * inner;
-        const Seg gs(gsrc + k, inner), xs(xhat.data() + k, inner);
+        const Seg gs(gsrc + k, inner);
+        const auto xs = (Seg(x + k, inner) - mu) * is;
         if (training) MSeg(gx.data() + k, inner) = a * (gs - mg - xs * mgx);
         else MSeg(gx.data() + k, inner) = a * gs;
       }
@@ -139,12 +144,12 @@ Var<T> batch_norm(const Var<T>& x, const Var<T>& gamma, const Var<T>& beta, cons
                   const Tensor<T>& running_var, bool training, double momentum = 0.1, double eps = 1e-5) {
   const Shape& s = x.shape();
   const auto d = detail::batch_norm_dims(s, gamma.shape(), beta.shape(), running_mean.shape(), running_var.shape(), training);
-  Tensor<T> inv(Shape{d.C}), xhat(s), y(s);
-  detail::batch_norm_forward(x.value(), gamma.value(), beta.value(), running_mean, running_var, training, momentum, eps, d, inv, xhat,
-                             y, [](std::int64_t, std::int64_t) {});
-  auto rule = [x, gamma, beta, xhat, inv, training, d](const Tensor<T>& g) {
+  Tensor<T> inv(Shape{d.C}), mean_used(Shape{d.C}), y(s);
+  detail::batch_norm_forward(x.value(), gamma.value(), beta.value(), running_mean, running_var, training, momentum, eps, d, inv,
+                             mean_used, y, [](std::int64_t, std::int64_t) {});
+  auto rule = [x, gamma, beta, mean_used, inv, training, d](const Tensor<T>& g) {
     Tensor<T> gx(x.shape()), gg(Shape{d.C}), gb(Shape{d.C});
-    detail::batch_norm_backward(g.data(), xhat, inv, gamma.value(), training, d, gx, gg, gb);
+    detail::batch_norm_backward(g.data(), x.value().data(), mean_used, inv, gamma.value(), training, d, gx, gg, gb);
     add_grad(x, std::move(gx));
     add_grad(gamma, std::move(gg));
     add_grad(beta, std::move(gb));
@@ -243,14 +248,14 @@ Var<T> batch_norm_relu_dropout(const Var<T>& x, const Var<T>& gamma, const Var<T
   if (drop && !gen) throw std::invalid_argument("batch_norm_relu_dropout: dropout needs a Generator");
   const Shape& s = x.shape();
   const auto d = detail::batch_norm_dims(s, gamma.shape(), beta.shape(), running_mean.shape(), running_var.shape(), training);
-  Tensor<T> inv(Shape{d.C}), xhat(s), y(s);
+  Tensor<T> inv(Shape{d.C}), mean_used(Shape{d.C}), y(s);
   // The mask is drawn before the statistics: batch norm draws nothing, so the counters are
   // the ones dropout would take after it. It becomes the gate in place.
   Tensor<T> gate = drop ? detail::dropout_mask<T>(*gen, s.numel(), p) : Tensor<T>(Shape{s.numel()});
   T* gp = gate.data();
   T* yp = y.data();
-  detail::batch_norm_forward(x.value(), gamma.value(), beta.value(), running_mean, running_var, training, momentum, eps, d, inv, xhat,
-                             y, [gp, yp, drop](std::int64_t k, std::int64_t len) {
+  detail::batch_norm_forward(x.value(), gamma.value(), beta.value(), running_mean, running_var, training, momentum, eps, d, inv,
+                             mean_used, y, [gp, yp, drop](std::int64_t k, std::int64_t len) {
                                T* __restrict yk = yp + k;
                                T* __restrict gk = gp + k;
                                if (drop)
@@ -266,9 +271,9 @@ Var<T> batch_norm_relu_dropout(const Var<T>& x, const Var<T>& gamma, const Var<T
                                    yk[i] = v < T(0) ? T(0) : v;
                                  }
                              });
-  auto rule = [x, gamma, beta, xhat, inv, gate, training, d](const Tensor<T>& g) {
+  auto rule = [x, gamma, beta, mean_used, inv, gate, training, d](const Tensor<T>& g) {
     Tensor<T> gx(x.shape()), gg(Shape{d.C}), gb(Shape{d.C});
-    detail::batch_norm_backward(g.data(), xhat, inv, gamma.value(), training, d, gx, gg, gb, gate.data());
+    detail::batch_norm_backward(g.data(), x.value().data(), mean_used, inv, gamma.value(), training, d, gx, gg, gb, gate.data());
     add_grad(x, std::move(gx));
     add_grad(gamma, std::move(gg));
     add_grad(beta, std::move(gb));
