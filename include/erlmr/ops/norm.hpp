@@ -89,8 +89,9 @@ void batch_norm_forward(const Tensor<T>& x, const Tensor<T>& gamma, const Tensor
 
 // batch_norm's rule: G_β = Σ G, G_γ = Σ G·x̂, G_x = γ·s·(G − mean(G) − x̂·mean(G·x̂)) per
 // channel (training), G_x = γ·s·G (evaluation); parallel over blocks of channels, fixed-order
-// sums. With a gate (batch_norm_relu_dropout's), G is g gated as that op's rule says,
-// G = (gate ≥ 0 ? g·gate : 0): each segment is gated into its place in gx and the sums and
+// sums. With a gate (batch_norm_relu_dropout's one code per element: 0 rectified, 1 dropped,
+// 2 kept), G is g gated as that op's rule says, G = (code == 0 ? 0 : g·(code == 2 ? keep_scale
+// : 0)): each segment is gated into its place in gx and the sums and
 // G_x are taken from there — the same values at the same offsets within a 64-byte-aligned
 // buffer (every tensor starts at a HostMemory::kAlignment boundary, at least Eigen's packet
 // alignment, so Eigen's sums peel and split them the same way), so the same bits as gating
@@ -100,7 +101,8 @@ void batch_norm_forward(const Tensor<T>& x, const Tensor<T>& gamma, const Tensor
 // x̂ = (x − μ)·s is recomputed from x and the forward's μ (mean_used) and s (inv).
 template <RealScalar T>
 void batch_norm_backward(const T* g, const T* x, const Tensor<T>& mean_used, const Tensor<T>& inv, const Tensor<T>& gamma,
-                         bool training, const BatchNormDims& d, Tensor<T>& gx, Tensor<T>& gg, Tensor<T>& gb, const T* gate = nullptr) {
+                         bool training, const BatchNormDims& d, Tensor<T>& gx, Tensor<T>& gg, Tensor<T>& gb,
+                         const std::uint8_t* gate = nullptr, T keep_scale = T(1)) {
   const auto [N, C, inner] = d;
   const std::int64_t m = N * inner;
   using Seg = Eigen::Map<const Eigen::Array<T, Eigen::Dynamic, 1>>;
@@ -114,9 +116,13 @@ void batch_norm_backward(const T* g, const T* x, const Tensor<T>& mean_used, con
         const std::int64_t k = (n * C + c) * inner;
         if (gate) {
           const T* __restrict gk = g + k;
-          const T* __restrict kk = gate + k;
+          const std::uint8_t* __restrict kk = gate + k;
           T* __restrict ok = gx.data() + k;
-          for (std::int64_t i = 0; i < inner; ++i) ok[i] = kk[i] >= T(0) ? gk[i] * kk[i] : T(0);
+          const T ks = keep_scale;
+          for (std::int64_t i = 0; i < inner; ++i) {
+            const T f = kk[i] == 2 ? ks : T(0);
+            ok[i] = kk[i] != 0 ? gk[i] * f : T(0);
+          }
         }
         const Seg gs(gsrc + k, inner);
         const auto xs = (Seg(x + k, inner) - mu) * is;
@@ -167,38 +173,43 @@ inline std::uint32_t dropout_threshold(double p) { return static_cast<std::uint3
 }  // namespace detail
 
 namespace detail {
-// The mask of `total` reals: 0 or 1/(1−p) each, counter first + i deciding element i
-// (first = gen.reserve(total)). Whole Philox blocks are evaluated once for their four words
-// (the same values as gen.uniform).
-template <RealScalar R> Tensor<R> dropout_mask(Generator& gen, std::int64_t total, double p) {
+// Dropout's keep decisions for `total` elements into out: out[i] = kv (kept) or 0 (dropped),
+// counter first + i deciding element i (first = gen.reserve(total)). Whole Philox blocks are
+// evaluated once for their four words (the same values as gen.uniform). U is the mask's real
+// type (kv = 1/(1−p)) or a byte (a code).
+template <class U> void dropout_keep_into(Generator& gen, std::int64_t total, double p, U* out, U kv) {
   const std::uint64_t first = gen.reserve(static_cast<std::uint64_t>(total));
-  const R keep_scale = R(1) / R(1 - p);
-  Tensor<R> mask(Shape{total});
   const std::uint32_t threshold = dropout_threshold(p);  // keep iff (bits >> 8) >= p·2²⁴
   CpuDevice::parallel_for(total, 1 << 14, [&](std::int64_t b, std::int64_t e) {
     // Locals, not the captured references: read through the capture, the compiler must
     // assume the stores below may change them and emits a scalar load-compare-branch per mask.
-    const R ks = keep_scale;
+    const U ks = kv;
     const std::uint32_t thr = threshold;
+    U* const dst0 = out;
     std::int64_t i = b;
     std::uint32_t w[4][Generator::kLanes];
     while (i < e) {
       const std::uint64_t c = first + static_cast<std::uint64_t>(i);
       if ((c & 3) == 0 && e - i >= 4 * Generator::kLanes) {  // 64 masks from 16 blocks at once
         gen.blocks(c >> 2, w);
-        R m[4][Generator::kLanes];  // compare in the blocks' SoA layout (vectorises) ...
+        U m[4][Generator::kLanes];  // compare in the blocks' SoA layout (vectorises) ...
         for (int k = 0; k < 4; ++k)
-          for (int j = 0; j < Generator::kLanes; ++j) m[k][j] = R((w[k][j] >> 8) >= thr) * ks;
-        R* dst = mask.data() + i;  // ... then interleave: counter c + 4j + k is word k of block j
+          for (int j = 0; j < Generator::kLanes; ++j) m[k][j] = static_cast<U>(U((w[k][j] >> 8) >= thr) * ks);
+        U* dst = dst0 + i;  // ... then interleave: counter c + 4j + k is word k of block j
         for (int j = 0; j < Generator::kLanes; ++j)
           for (int k = 0; k < 4; ++k) dst[4 * j + k] = m[k][j];
         i += 4 * Generator::kLanes;
         continue;
       }
       const auto w1 = gen.block(c >> 2);
-      for (std::uint64_t k = c & 3; k < 4 && i < e; ++k, ++i) mask.data()[i] = R((w1[k] >> 8) >= thr) * ks;
+      for (std::uint64_t k = c & 3; k < 4 && i < e; ++k, ++i) dst0[i] = static_cast<U>(U((w1[k] >> 8) >= thr) * ks);
     }
   });
+}
+// The mask of `total` reals: 0 or 1/(1−p) each.
+template <RealScalar R> Tensor<R> dropout_mask(Generator& gen, std::int64_t total, double p) {
+  Tensor<R> mask(Shape{total});
+  dropout_keep_into<R>(gen, total, p, mask.data(), R(1) / R(1 - p));
   return mask;
 }
 }  // namespace detail
@@ -236,10 +247,12 @@ template <Scalar T> Var<T> dropout(const Var<T>& x, double p, bool training, Gen
 //   forward   y as batch_norm computes it, then per element d = (y < 0 ? 0 : y)·mask
 //             (mask from dropout_mask, drawn at the same point of the Generator's stream;
 //             without dropout — p = 0 — d = (y < 0 ? 0 : y));
-//   backward  the op keeps gate = (y > 0 ? mask : −1) in place of the three ops' saved
-//             tensors, and batch_norm's rule takes G_y = (gate ≥ 0 ? G·gate : 0) — what
-//             dropout's rule (G·mask) and then relu's (G where y > 0, else 0) compute —
-//             segment by segment as it goes (batch_norm_backward's gate).
+//   backward  the op keeps one byte per element in place of the three ops' saved tensors,
+//             code = (y > 0 ? (kept ? 2 : 1) : 0), and batch_norm's rule takes
+//             G_y = (code == 0 ? 0 : G·(code == 2 ? 1/(1−p) : 0)) — what dropout's rule
+//             (G·mask, a signed zero where dropped) and then relu's (G where y > 0, else +0)
+//             compute — segment by segment as it goes (batch_norm_backward's gate). Without
+//             dropout the kept factor is 1 (G·1 = G).
 template <RealScalar T>
 Var<T> batch_norm_relu_dropout(const Var<T>& x, const Var<T>& gamma, const Var<T>& beta, const Tensor<T>& running_mean,
                                const Tensor<T>& running_var, bool training, double momentum, double eps, double p, Generator* gen) {
@@ -249,31 +262,40 @@ Var<T> batch_norm_relu_dropout(const Var<T>& x, const Var<T>& gamma, const Var<T
   const Shape& s = x.shape();
   const auto d = detail::batch_norm_dims(s, gamma.shape(), beta.shape(), running_mean.shape(), running_var.shape(), training);
   Tensor<T> inv(Shape{d.C}), mean_used(Shape{d.C}), y(s);
-  // The mask is drawn before the statistics: batch norm draws nothing, so the counters are
-  // the ones dropout would take after it. It becomes the gate in place.
-  Tensor<T> gate = drop ? detail::dropout_mask<T>(*gen, s.numel(), p) : Tensor<T>(Shape{s.numel()});
-  T* gp = gate.data();
+  // The keep decisions are drawn before the statistics: batch norm draws nothing, so the
+  // counters are the ones dropout would take after it. One byte per element (2 kept, 0
+  // dropped; all 2 without dropout), in a tensor of T's of the same byte size rounded up; it
+  // becomes the gate's codes in place. The kept scale is dropout_mask's, 1/(1−p).
+  const std::int64_t numel = s.numel();
+  Tensor<T> gate(Shape{(numel + std::int64_t(sizeof(T)) - 1) / std::int64_t(sizeof(T))});
+  auto* gp = reinterpret_cast<std::uint8_t*>(gate.data());
+  const T ks = drop ? T(1) / T(1 - p) : T(1);
+  if (drop) detail::dropout_keep_into<std::uint8_t>(*gen, numel, p, gp, 2);
   T* yp = y.data();
   detail::batch_norm_forward(x.value(), gamma.value(), beta.value(), running_mean, running_var, training, momentum, eps, d, inv,
-                             mean_used, y, [gp, yp, drop](std::int64_t k, std::int64_t len) {
+                             mean_used, y, [gp, yp, drop, ks](std::int64_t k, std::int64_t len) {
                                T* __restrict yk = yp + k;
-                               T* __restrict gk = gp + k;
+                               std::uint8_t* __restrict gk = gp + k;
+                               const T kv = ks;
                                if (drop)
                                  for (std::int64_t i = 0; i < len; ++i) {
-                                   const T v = yk[i], mk = gk[i];
-                                   gk[i] = v > T(0) ? mk : T(-1);
+                                   const T v = yk[i];
+                                   const bool kept = gk[i] == 2;
+                                   const T mk = kept ? kv : T(0);
+                                   gk[i] = v > T(0) ? (kept ? 2 : 1) : 0;
                                    yk[i] = (v < T(0) ? T(0) : v) * mk;
                                  }
                                else
                                  for (std::int64_t i = 0; i < len; ++i) {
                                    const T v = yk[i];
-                                   gk[i] = v > T(0) ? T(1) : T(-1);
+                                   gk[i] = v > T(0) ? 2 : 0;
                                    yk[i] = v < T(0) ? T(0) : v;
                                  }
                              });
-  auto rule = [x, gamma, beta, mean_used, inv, gate, training, d](const Tensor<T>& g) {
+  auto rule = [x, gamma, beta, mean_used, inv, gate, ks, training, d](const Tensor<T>& g) {
     Tensor<T> gx(x.shape()), gg(Shape{d.C}), gb(Shape{d.C});
-    detail::batch_norm_backward(g.data(), x.value().data(), mean_used, inv, gamma.value(), training, d, gx, gg, gb, gate.data());
+    detail::batch_norm_backward(g.data(), x.value().data(), mean_used, inv, gamma.value(), training, d, gx, gg, gb,
+                                reinterpret_cast<const std::uint8_t*>(gate.data()), ks);
     add_grad(x, std::move(gx));
     add_grad(gamma, std::move(gg));
     add_grad(beta, std::move(gb));
