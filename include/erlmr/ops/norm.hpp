@@ -44,9 +44,11 @@ inline BatchNormDims batch_norm_dims(const Shape& s, const Shape& gamma, const S
 namespace detail {
 // batch_norm's forward on the CPU: per-channel statistics (training) or the running ones,
 // and y = γ·x̂ + β with x̂ = (x − μ)·s. x̂ is not stored: the backward rule recomputes it from
-// x (which the rule keeps anyway) and the μ and s recorded here (mean, inv), by the same
-// expression, so to the same bits — one tensor less to write and keep per op. Channels are independent: parallel over C, and within a channel the
-// sums run over the N contiguous segments of length `inner` in a fixed order (bitwise the
+// x (which the rule keeps anyway) and the μ and s recorded here (mean_used, inv), by the same
+// expression, so to the same bits — one tensor less to write and keep per op. (x − μ)·s only
+// ever feeds products, never an addition, so GCC's default -ffp-contract=fast cannot fuse it
+// into an FMA here or in the rule: keep it so (not x·s − μ·s, not γ·s·(x − μ)). Channels are
+// independent: parallel over C, and within a channel the sums run over the N contiguous segments of length `inner` in a fixed order (bitwise the
 // same for any thread count). epilogue(k, len) runs on each segment [k, k + len) of y right
 // after it is written, in the same thread (the fused rectifier and dropout below). Each
 // thread takes one block of channels (block_grain): channels' segments share cache lines.
@@ -89,16 +91,15 @@ void batch_norm_forward(const Tensor<T>& x, const Tensor<T>& gamma, const Tensor
 
 // batch_norm's rule: G_β = Σ G, G_γ = Σ G·x̂, G_x = γ·s·(G − mean(G) − x̂·mean(G·x̂)) per
 // channel (training), G_x = γ·s·G (evaluation); parallel over blocks of channels, fixed-order
-// sums. With a gate (batch_norm_relu_dropout's one code per element: 0 rectified, 1 dropped,
-// 2 kept), G is g gated as that op's rule says, G = (code == 0 ? 0 : g·(code == 2 ? keep_scale
-// : 0)): each segment is gated into its place in gx and the sums and
-// G_x are taken from there — the same values at the same offsets within a 64-byte-aligned
-// buffer (every tensor starts at a HostMemory::kAlignment boundary, at least Eigen's packet
-// alignment, so Eigen's sums peel and split them the same way), so the same bits as gating
-// into a tensor of its own first, without
+// sums; x̂ = (x − μ)·s is recomputed from x and the forward's μ (mean_used) and s (inv). With
+// a gate (batch_norm_relu_dropout's one code per element: 0 rectified, 1 dropped, 2 kept), G
+// is g gated as that op's rule says, G = (code == 0 ? 0 : g·(code == 2 ? keep_scale : 0)):
+// each segment is gated into its place in gx and the sums and G_x are taken from there — the
+// same values at the same offsets within a 64-byte-aligned buffer (every tensor starts at a
+// HostMemory::kAlignment boundary, at least Eigen's packet alignment, so Eigen's sums peel and
+// split them the same way), so the same bits as gating into a tensor of its own first, without
 // that tensor's trip through memory (the channel's segments are still in cache when G_x
 // overwrites them).
-// x̂ = (x − μ)·s is recomputed from x and the forward's μ (mean_used) and s (inv).
 template <RealScalar T>
 void batch_norm_backward(const T* g, const T* x, const Tensor<T>& mean_used, const Tensor<T>& inv, const Tensor<T>& gamma,
                          bool training, const BatchNormDims& d, Tensor<T>& gx, Tensor<T>& gg, Tensor<T>& gb,
@@ -178,6 +179,8 @@ namespace detail {
 // evaluated once for their four words (the same values as gen.uniform). U is the mask's real
 // type (kv = 1/(1−p)) or a byte (a code).
 template <class U> void dropout_keep_into(Generator& gen, std::int64_t total, double p, U* out, U kv) {
+  static_assert(!std::is_same_v<U, std::uint8_t> || std::is_same_v<std::uint8_t, unsigned char>,
+                "byte codes are written into other tensors' storage: std::uint8_t must be unsigned char");
   const std::uint64_t first = gen.reserve(static_cast<std::uint64_t>(total));
   const std::uint32_t threshold = dropout_threshold(p);  // keep iff (bits >> 8) >= p·2²⁴
   CpuDevice::parallel_for(total, 1 << 14, [&](std::int64_t b, std::int64_t e) {
@@ -185,11 +188,12 @@ template <class U> void dropout_keep_into(Generator& gen, std::int64_t total, do
     // assume the stores below may change them and emits a scalar load-compare-branch per mask.
     const U ks = kv;
     const std::uint32_t thr = threshold;
+    const std::uint64_t c0 = first;
     U* const dst0 = out;
     std::int64_t i = b;
     std::uint32_t w[4][Generator::kLanes];
     while (i < e) {
-      const std::uint64_t c = first + static_cast<std::uint64_t>(i);
+      const std::uint64_t c = c0 + static_cast<std::uint64_t>(i);
       if ((c & 3) == 0 && e - i >= 4 * Generator::kLanes) {  // 64 masks from 16 blocks at once
         gen.blocks(c >> 2, w);
         U m[4][Generator::kLanes];  // compare in the blocks' SoA layout (vectorises) ...
@@ -245,7 +249,8 @@ template <Scalar T> Var<T> dropout(const Var<T>& x, double p, bool training, Gen
 // the running statistics and the gradients of the three ops applied one after another with
 // the same Generator, bit for bit, in one pass over the data each way instead of three:
 //   forward   y as batch_norm computes it, then per element d = (y < 0 ? 0 : y)·mask
-//             (mask from dropout_mask, drawn at the same point of the Generator's stream;
+//             (mask = kept ? 1/(1−p) : 0, the values dropout_mask would draw, from
+//             dropout_keep_into's decisions at the same point of the Generator's stream;
 //             without dropout — p = 0 — d = (y < 0 ? 0 : y));
 //   backward  the op keeps one byte per element in place of the three ops' saved tensors,
 //             code = (y > 0 ? (kept ? 2 : 1) : 0), and batch_norm's rule takes
@@ -264,8 +269,9 @@ Var<T> batch_norm_relu_dropout(const Var<T>& x, const Var<T>& gamma, const Var<T
   Tensor<T> inv(Shape{d.C}), mean_used(Shape{d.C}), y(s);
   // The keep decisions are drawn before the statistics: batch norm draws nothing, so the
   // counters are the ones dropout would take after it. One byte per element (2 kept, 0
-  // dropped; all 2 without dropout), in a tensor of T's of the same byte size rounded up; it
-  // becomes the gate's codes in place. The kept scale is dropout_mask's, 1/(1−p).
+  // dropped), in a tensor of T's of the same byte size rounded up; it becomes the gate's codes
+  // in place (without dropout nothing is drawn and the epilogue writes the codes directly).
+  // The kept scale is dropout_mask's, 1/(1−p).
   const std::int64_t numel = s.numel();
   Tensor<T> gate(Shape{(numel + std::int64_t(sizeof(T)) - 1) / std::int64_t(sizeof(T))});
   auto* gp = reinterpret_cast<std::uint8_t*>(gate.data());
