@@ -200,19 +200,17 @@ template <class T> bool conv_chunked(const Conv2dGeometry& g) {
 inline constexpr std::int64_t kNtReduceCost = 16;
 template <RealScalar T> void conv_weight_bias_grads(const T* gy, const Conv2dGeometry& g, const T* cols, T* gw, T* gb) {
   const std::int64_t N = g.n, O = g.o, K = g.patch(), hw = g.ho * g.wo, P = g.positions();
+  using Seg = Eigen::Map<const Eigen::Array<T, Eigen::Dynamic, 1>>;
   CpuDevice::parallel_for(O, CpuDevice::block_grain(O), [&](std::int64_t o0, std::int64_t o1) {
-    if (gw) {
-      if (N == 0) std::fill(gw + o0 * K, gw + o1 * K, T(0));
-      for (std::int64_t n = 0; n < N; ++n)
-        simd::gemm_nt<T>(o1 - o0, K, hw, gy + (n * O + o0) * hw, hw, cols + n * hw, P, gw + o0 * K, K, n > 0);
-    }
-    if (gb) {
-      using Seg = Eigen::Map<const Eigen::Array<T, Eigen::Dynamic, 1>>;
-      for (std::int64_t o = o0; o < o1; ++o) {
-        T s = 0;
-        for (std::int64_t n = 0; n < N; ++n) s += Seg(gy + (n * O + o) * hw, hw).sum();
-        gb[o] = s;
-      }
+    if (gw && N == 0) std::fill(gw + o0 * K, gw + o1 * K, T(0));
+    if (gb) std::fill(gb + o0, gb + o1, T(0));
+    // Sample by sample: the block's rows of G_n feed the product, then the bias sums while
+    // they are still in cache (one pass over gy; G_b[o] adds the samples' sums in order).
+    for (std::int64_t n = 0; n < N; ++n) {
+      const T* gn = gy + (n * O + o0) * hw;
+      if (gw) simd::gemm_nt<T>(o1 - o0, K, hw, gn, hw, cols + n * hw, P, gw + o0 * K, K, n > 0);
+      if (gb)
+        for (std::int64_t o = o0; o < o1; ++o) gb[o] += Seg(gn + (o - o0) * hw, hw).sum();
     }
   });
 }
