@@ -32,7 +32,7 @@ const std::string kCorpus = std::string(ERLMR_SOURCE_DIR) + "/tests/data/npy_cor
 const std::string kValid = kCorpus + "valid/";
 const std::string kMalformed = kCorpus + "malformed/";
 
-std::vector<std::byte> file_bytes(const std::string& path) { return data::detail::read_file(path); }
+std::vector<std::byte> file_bytes(const std::string& path) { return erlmr::data::detail::read_file(path); }
 
 /// An array of the given dtype and shape filled with deterministic bytes (0/1 for bool).
 NpyArray pattern_array(DType t, std::vector<std::int64_t> shape, unsigned seed) {
@@ -136,7 +136,7 @@ TEST_CASE("npy round trip of every dtype and shape, in memory and through files"
   unsigned seed = 100;
   for (DType t : kAllDtypes)
     for (const auto& s : kShapes) {
-      INFO(dtype_name(t) << " " << data::detail::shape_str(s));
+      INFO(dtype_name(t) << " " << erlmr::data::detail::shape_str(s));
       const NpyArray a = pattern_array(t, s, seed++);
       const std::vector<std::byte> bytes = serialize_npy(a);
       // 1.0 header, data on a 64-byte boundary, as numpy writes it
