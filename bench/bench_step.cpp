@@ -4,7 +4,9 @@
 //   ERLMR_THREADS=2 ./build/bench/bench_step --benchmark_min_time=1
 //
 // Counters: samples/s, GFLOP/s (the analytic product FLOP count of step_common.hpp over the
-// time), flop_count (per step), and for BM_GemmRate the machine's large-product rate.
+// time), flop_count (per step), and for BM_GemmRate the machine's large-product rate. Every
+// benchmark here runs on the thread pool, so all use wall-clock time (UseRealTime): the rates
+// are then over the time the column "Time" shows, not over the main thread's CPU time.
 #include <benchmark/benchmark.h>
 
 #include <cstdlib>
@@ -32,7 +34,7 @@ void BM_GemmRate(benchmark::State& st) {
   }
   set_counters(st, 2.0 * n * n * n, 0);
 }
-BENCHMARK(BM_GemmRate)->Arg(1024)->Arg(2048)->Unit(benchmark::kMillisecond);
+BENCHMARK(BM_GemmRate)->Arg(1024)->Arg(2048)->Unit(benchmark::kMillisecond)->UseRealTime();
 
 // The same square product through simd::gemm_nn (no packing): the better of the two rates
 // is the machine's rate that the FLOP floor uses (docs/performance.md).
@@ -50,7 +52,7 @@ void BM_GemmRateUnpacked(benchmark::State& st) {
   }
   set_counters(st, 2.0 * n * n * n, 0);
 }
-BENCHMARK(BM_GemmRateUnpacked)->Arg(1024)->Unit(benchmark::kMillisecond);
+BENCHMARK(BM_GemmRateUnpacked)->Arg(1024)->Unit(benchmark::kMillisecond)->UseRealTime();
 
 // The step's dominant product shape, the shared projection's input gradient at batch 16
 // (64 × 1584)·(1584 × 3168), through Eigen (arg 0) and through simd::gemm_nn (arg 1).
@@ -70,7 +72,7 @@ void BM_ThinGemm(benchmark::State& st) {
   }
   set_counters(st, 2.0 * m * n * k, 0);
 }
-BENCHMARK(BM_ThinGemm)->Arg(0)->Arg(1)->Unit(benchmark::kMillisecond);
+BENCHMARK(BM_ThinGemm)->Arg(0)->Arg(1)->Unit(benchmark::kMillisecond)->UseRealTime();
 
 // The convolution weight gradients' shape, G·colsᵀ with O output channels and K patch rows
 // over the batch-16 positions (16·198 = 3168): product_abt (arg 1: O, arg 2: K), which takes
@@ -85,7 +87,7 @@ void BM_ConvWeightGrad(benchmark::State& st) {
   }
   set_counters(st, 2.0 * O * K * P, 0);
 }
-BENCHMARK(BM_ConvWeightGrad)->Args({64, 4})->Args({32, 64})->Args({16, 32})->Args({64, 256})->Unit(benchmark::kMicrosecond);
+BENCHMARK(BM_ConvWeightGrad)->Args({64, 4})->Args({32, 64})->Args({16, 32})->Args({64, 256})->Unit(benchmark::kMicrosecond)->UseRealTime();
 
 void BM_Step(benchmark::State& st, const std::string& config) {
   const auto c = bench::StepConfig::parse(config);
@@ -94,14 +96,14 @@ void BM_Step(benchmark::State& st, const std::string& config) {
   for (auto _ : st) r.run();
   set_counters(st, bench::step_flops(c), c.batch);
 }
-BENCHMARK_CAPTURE(BM_Step, fused_b16, std::string("fused-b16"))->Unit(benchmark::kMillisecond);
-BENCHMARK_CAPTURE(BM_Step, fused_b64, std::string("fused-b64"))->Unit(benchmark::kMillisecond);
-BENCHMARK_CAPTURE(BM_Step, faithful_b16, std::string("faithful-b16"))->Unit(benchmark::kMillisecond);
-BENCHMARK_CAPTURE(BM_Step, faithful_b64, std::string("faithful-b64"))->Unit(benchmark::kMillisecond);
-BENCHMARK_CAPTURE(BM_Step, joint_b16, std::string("joint-b16"))->Unit(benchmark::kMillisecond);
-BENCHMARK_CAPTURE(BM_Step, joint_b64, std::string("joint-b64"))->Unit(benchmark::kMillisecond);
-BENCHMARK_CAPTURE(BM_Step, infer_b1, std::string("infer-b1"))->Unit(benchmark::kMillisecond);
-BENCHMARK_CAPTURE(BM_Step, infer_b64, std::string("infer-b64"))->Unit(benchmark::kMillisecond);
+BENCHMARK_CAPTURE(BM_Step, fused_b16, std::string("fused-b16"))->Unit(benchmark::kMillisecond)->UseRealTime();
+BENCHMARK_CAPTURE(BM_Step, fused_b64, std::string("fused-b64"))->Unit(benchmark::kMillisecond)->UseRealTime();
+BENCHMARK_CAPTURE(BM_Step, faithful_b16, std::string("faithful-b16"))->Unit(benchmark::kMillisecond)->UseRealTime();
+BENCHMARK_CAPTURE(BM_Step, faithful_b64, std::string("faithful-b64"))->Unit(benchmark::kMillisecond)->UseRealTime();
+BENCHMARK_CAPTURE(BM_Step, joint_b16, std::string("joint-b16"))->Unit(benchmark::kMillisecond)->UseRealTime();
+BENCHMARK_CAPTURE(BM_Step, joint_b64, std::string("joint-b64"))->Unit(benchmark::kMillisecond)->UseRealTime();
+BENCHMARK_CAPTURE(BM_Step, infer_b1, std::string("infer-b1"))->Unit(benchmark::kMillisecond)->UseRealTime();
+BENCHMARK_CAPTURE(BM_Step, infer_b64, std::string("infer-b64"))->Unit(benchmark::kMillisecond)->UseRealTime();
 
 // ---- hot ops ------------------------------------------------------------------------------
 // The shared projection: (4B × 3168) complex-as-stacked-real rows through W (1584 × 3168).
@@ -119,7 +121,7 @@ void BM_ProjectionForwardBackward(benchmark::State& st) {
   }
   set_counters(st, 3 * 2.0 * (4 * B) * D * (D / 2), 0);
 }
-BENCHMARK(BM_ProjectionForwardBackward)->Arg(16)->Arg(64)->Unit(benchmark::kMillisecond);
+BENCHMARK(BM_ProjectionForwardBackward)->Arg(16)->Arg(64)->Unit(benchmark::kMillisecond)->UseRealTime();
 
 void BM_EulerMap(benchmark::State& st) {
   const std::int64_t B = st.range(0);
@@ -131,7 +133,7 @@ void BM_EulerMap(benchmark::State& st) {
   }
   st.SetItemsProcessed(st.iterations() * B * 16 * 198);
 }
-BENCHMARK(BM_EulerMap)->Arg(16)->Arg(64);
+BENCHMARK(BM_EulerMap)->Arg(16)->Arg(64)->UseRealTime();
 
 void BM_Conv2dForwardBackward(benchmark::State& st) {
   const std::int64_t B = st.range(0);
@@ -146,7 +148,7 @@ void BM_Conv2dForwardBackward(benchmark::State& st) {
   }
   set_counters(st, 3 * 2.0 * B * 64 * 198 * 256, 0);
 }
-BENCHMARK(BM_Conv2dForwardBackward)->Arg(16)->Arg(64)->Unit(benchmark::kMillisecond);
+BENCHMARK(BM_Conv2dForwardBackward)->Arg(16)->Arg(64)->Unit(benchmark::kMillisecond)->UseRealTime();
 
 void BM_BatchNormForwardBackward(benchmark::State& st) {
   const std::int64_t B = st.range(0);
@@ -160,7 +162,7 @@ void BM_BatchNormForwardBackward(benchmark::State& st) {
   }
   st.SetItemsProcessed(st.iterations() * B * 64 * 2 * 199);
 }
-BENCHMARK(BM_BatchNormForwardBackward)->Arg(16)->Arg(64)->Unit(benchmark::kMillisecond);
+BENCHMARK(BM_BatchNormForwardBackward)->Arg(16)->Arg(64)->Unit(benchmark::kMillisecond)->UseRealTime();
 
 }  // namespace
 
