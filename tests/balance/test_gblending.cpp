@@ -95,7 +95,9 @@ TEST_CASE("gblending: a resumed run continues bitwise identically (weights and p
   straight.train_epoch();
   straight.save_checkpoint(p3);  // after it: needs the saved weights
   straight.train_epoch();
-  for (const auto& [path, at] : {std::pair{p2, 2}, std::pair{p3, 3}}) {
+  for (const auto& pa : {std::pair{p2, 2}, std::pair{p3, 3}}) {
+    const auto& path = pa.first;
+    const int at = pa.second;  // CAPTURE's lambda cannot name a binding before clang 16
     CAPTURE(at);
     train::Trainer<float> resumed(t, d);
     resumed.load_checkpoint(path);

@@ -51,8 +51,10 @@ void fixture_on_gpu(const std::string& file, erl::FusionKind fusion) {
   scalar("expect/loss_uni", r.loss_uni);
   scalar("expect/gamma", r.gamma);
   scalar("expect/loss", r.loss);
-  for (auto [k, v] : {std::pair<const char*, CudaVar<double>>{"expect/out", r.fwd.out}, {"expect/out_a", r.fwd.out_a},
-                      {"expect/out_g", r.fwd.out_g}, {"expect/theta_a", r.fwd.theta_a}, {"expect/theta_g", r.fwd.theta_g}}) {
+  for (const auto& kv : {std::pair<const char*, CudaVar<double>>{"expect/out", r.fwd.out}, {"expect/out_a", r.fwd.out_a},
+                          {"expect/out_g", r.fwd.out_g}, {"expect/theta_a", r.fwd.theta_a}, {"expect/theta_g", r.fwd.theta_g}}) {
+    const char* k = kv.first;  // INFO's lambda cannot name a binding before clang 16
+    const CudaVar<double>& v = kv.second;
     INFO(k);
     CHECK(rel_err(v.value().to_vector(), npz.at(k).as<double>()) < tol);
   }

@@ -69,7 +69,9 @@ template <RealScalar R, class D1, class D2> double checkpoint_diff(train::Traine
   const auto ma = a.checkpoint(), mb = b.checkpoint();
   REQUIRE(ma.size() == mb.size());
   double worst = 0;
-  for (const auto& [k, va] : ma) {
+  for (const auto& kva : ma) {
+    const std::string& k = kva.first;  // CAPTURE's lambda cannot name a binding before clang 16
+    const auto& va = kva.second;
     CAPTURE(k);
     REQUIRE(mb.count(k));
     const auto& vb = mb.at(k);

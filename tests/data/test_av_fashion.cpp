@@ -107,7 +107,9 @@ TEST_CASE("av-fashion: layout, shapes, dtypes, labels, ranges") {
   const std::string& dir = shared().dir;
   CHECK(shared().log.find("wrote 30 train + 20 test") != std::string::npos);
 
-  for (const auto& [split, n] : std::map<std::string, std::int64_t>{{"train", 30}, {"test", 20}}) {
+  for (const auto& sn : std::map<std::string, std::int64_t>{{"train", 30}, {"test", 20}}) {
+    const std::string& split = sn.first;  // INFO's lambda cannot name a binding before clang 16
+    const std::int64_t n = sn.second;
     INFO(split);
     const auto x1 = npy(dir, "x1_" + split), x2 = npy(dir, "x2_" + split), y = npy(dir, "y_" + split);
     const auto snr = npy(dir, "snr_db_" + split), sig = npy(dir, "image_sigma_" + split);

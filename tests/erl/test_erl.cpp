@@ -308,7 +308,9 @@ TEST_CASE("erlmr step reproduces both fixtures to 1e-8 through the command line"
     REQUIRE(std::system(cmd.c_str()) == 0);
     auto got = data::read_npz(out), want = data::read_npz(fx);
     int compared = 0;
-    for (const auto& [k, v] : got) {
+    for (const auto& kv : got) {
+      const std::string& k = kv.first;  // CAPTURE's lambda cannot name a binding before clang 16
+      const auto& v = kv.second;
       std::string wk = k.rfind("value/", 0) == 0 ? "expect/" + k.substr(6) : k;
       REQUIRE(want.count(wk));
       auto a = v.as<double>(), b = want.at(wk).as<double>();

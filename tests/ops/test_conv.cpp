@@ -33,7 +33,8 @@ TEST_CASE_TEMPLATE("conv2d: value against the definition, and gradients", T, dou
   auto x = rnd<T>(Shape{2, 3, 6, 5}, 1);
   auto w = rnd<T>(Shape{4, 3, 3, 2}, 2);
   auto b = rnd<T>(Shape{4}, 3);
-  for (auto [s, p] : {std::pair<int, int>{1, 0}, {2, 1}, {1, 2}, {3, 2}, {2, 3}}) {
+  for (const auto& sp : {std::pair<int, int>{1, 0}, {2, 1}, {1, 2}, {3, 2}, {2, 3}}) {
+    const int s = sp.first, p = sp.second;  // CAPTURE's lambda cannot name a binding before clang 16
     CAPTURE(s);
     CAPTURE(p);
     auto y = conv2d(x, w, b, {s, s}, {p, p}).value();

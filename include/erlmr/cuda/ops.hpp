@@ -356,7 +356,10 @@ template <Scalar T> CudaVar<T> transpose(const CudaVar<T>& x, int a = -2, int b 
                 [x, ua, ub](const CudaTensor<T>& g) { add_grad(x, d::swap_axes(g, ua, ub)); }, x);
 }
 template <Scalar T> CudaVar<T> concat(std::span<const CudaVar<T>> in, int axis) {
-  const auto [a, os] = detail::concat_shape(detail::shapes_of(in), axis);
+  // Plain variables, not a structured binding: the rule captures the axis (clang < 16 rejects that).
+  const std::pair<int, Shape> cs = detail::concat_shape(detail::shapes_of(in), axis);
+  const int a = cs.first;
+  const Shape& os = cs.second;
   const auto sp = detail::split_at(os, a);
   CudaTensor<T> y(os);
   PoolVector<CudaVar<T>> xs(in.begin(), in.end());
@@ -445,7 +448,10 @@ template <RealScalar R> CudaVar<std::complex<R>> matmul(const CudaVar<std::compl
 template <Scalar T> CudaVar<T> linear(const CudaVar<T>& x, const CudaVar<T>& w, const CudaVar<T>& b = CudaVar<T>()) {
   namespace d = cuda::ops_detail;
   using cuda::Op;
-  const auto [in, out, rows, ys] = detail::linear_dims(x.shape(), w.shape(), b.defined() ? &b.shape() : nullptr);
+  // Plain variables, not a structured binding: lambdas below capture them (clang < 16 rejects that).
+  const detail::LinearDims dims = detail::linear_dims(x.shape(), w.shape(), b.defined() ? &b.shape() : nullptr);
+  const std::int64_t in = dims.in, out = dims.out, rows = dims.rows;
+  const Shape& ys = dims.ys;
   CudaTensor<T> y = d::gemm<T>(Op::N, Op::T, rows, out, in, x.value().data(), in, w.value().data(), in, ys);
   if (b.defined()) y = d::binary(cuda::Binary::add, y, b.value(), ys);
   auto rule = [x, w, b, rows, in, out](const CudaTensor<T>& g) {
@@ -473,7 +479,10 @@ CudaVar<std::complex<R>> linear(const CudaVar<std::complex<R>>& x, const CudaVar
   using C = std::complex<R>;
   namespace d = cuda::ops_detail;
   using cuda::Op;
-  const auto [in, out, rows, ys] = detail::linear_dims(x.shape(), w.shape(), b.defined() ? &b.shape() : nullptr);
+  // Plain variables, not a structured binding: lambdas below capture them (clang < 16 rejects that).
+  const detail::LinearDims dims = detail::linear_dims(x.shape(), w.shape(), b.defined() ? &b.shape() : nullptr);
+  const std::int64_t in = dims.in, out = dims.out, rows = dims.rows;
+  const Shape& ys = dims.ys;
   const CudaTensor<R> xsk = d::stack_parts(x.value(), rows, in);
   CudaTensor<R> ysk = d::gemm<R>(Op::N, Op::T, 2 * rows, out, in, xsk.data(), in, w.value().data(), in, Shape{2 * rows, out});
   if (b.defined()) ysk = d::binary(cuda::Binary::add, ysk, b.value(), ysk.shape());
@@ -550,7 +559,8 @@ template <RealScalar T>
 CudaVar<T> batch_norm(const CudaVar<T>& x, const CudaVar<T>& gamma, const CudaVar<T>& beta, const CudaTensor<T>& running_mean,
                       const CudaTensor<T>& running_var, bool training, double momentum = 0.1, double eps = 1e-5) {
   const Shape& s = x.shape();
-  const auto [N, C, inner] = detail::batch_norm_dims(s, gamma.shape(), beta.shape(), running_mean.shape(), running_var.shape(), training);
+  const detail::BatchNormDims d = detail::batch_norm_dims(s, gamma.shape(), beta.shape(), running_mean.shape(), running_var.shape(), training);
+  const std::int64_t N = d.N, C = d.C, inner = d.inner;  // not a binding: the rule captures them (clang < 16)
   const Shape cs{C};
   CudaTensor<T> y(s), xhat(s), inv(cs);
   cuda::batch_norm<T>(x.value().data(), gamma.value().data(), beta.value().data(), running_mean.data(), running_var.data(), N, C,

@@ -78,7 +78,8 @@ template <RealScalar R> Var<std::complex<R>> euler(const Var<R>& mu, const Var<R
   Tensor<C> z(s);
   simd::euler(m.data(), t.data(), z.data(), z.numel());
   return record("euler", z, [mu, theta, t, z](const Tensor<C>& g) {
-    const auto gr = g.vec().real(), gi = g.vec().imag();
+    const auto gr = g.vec().real();  // two declarations: the views have different types
+    const auto gi = g.vec().imag();
     if (mu.requires_grad()) {
       // exp(iθ) recomputed from θ (not z/μ, which fails at μ = 0).
       const Tensor<R> one = Tensor<R>::ones(t.shape());

@@ -210,7 +210,10 @@ template <RealScalar R> Var<std::complex<R>> matmul(const Var<std::complex<R>>& 
 // linear(x, W, b) = x·Wᵀ + b for x of shape (..., in), W (out, in), b (out) or undefined.
 // Same element type throughout (real or complex).
 template <Scalar T> Var<T> linear(const Var<T>& x, const Var<T>& w, const Var<T>& b = Var<T>()) {
-  const auto [in, out, rows, ys] = detail::linear_dims(x.shape(), w.shape(), b.defined() ? &b.shape() : nullptr);
+  // Plain variables, not a structured binding: lambdas below capture them (clang < 16 rejects that).
+  const detail::LinearDims dims = detail::linear_dims(x.shape(), w.shape(), b.defined() ? &b.shape() : nullptr);
+  const std::int64_t in = dims.in, out = dims.out, rows = dims.rows;
+  const Shape& ys = dims.ys;
   Tensor<T> y(ys);
   auto Y = detail::mmat(y, rows, out);
   if constexpr (RealScalar<T>) detail::product_abt<T>(Y, detail::cmat(x.value(), rows, in), detail::cmat(w.value(), out, in));
@@ -271,7 +274,10 @@ void linear_cr_weight_bias_grads(const Var<R>& w, const Var<R>& b, const Tensor<
 template <RealScalar R>
 Var<std::complex<R>> linear(const Var<std::complex<R>>& x, const Var<R>& w, const Var<R>& b = Var<R>()) {
   using C = std::complex<R>;
-  const auto [in, out, rows, ys] = detail::linear_dims(x.shape(), w.shape(), b.defined() ? &b.shape() : nullptr);
+  // Plain variables, not a structured binding: lambdas below capture them (clang < 16 rejects that).
+  const detail::LinearDims dims = detail::linear_dims(x.shape(), w.shape(), b.defined() ? &b.shape() : nullptr);
+  const std::int64_t in = dims.in, out = dims.out, rows = dims.rows;
+  const Shape& ys = dims.ys;
   const Tensor<R> xsk = detail::stack_parts(x.value(), rows, in);  // [Re x; Im x]
   Tensor<R> ysk(Shape{2 * rows, out});
   auto Y = detail::mmat(ysk, 2 * rows, out);

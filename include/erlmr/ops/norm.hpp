@@ -56,7 +56,7 @@ template <RealScalar T, class Epilogue>
 void batch_norm_forward(const Tensor<T>& x, const Tensor<T>& gamma, const Tensor<T>& beta, const Tensor<T>& running_mean,
                         const Tensor<T>& running_var, bool training, double momentum, double eps, const BatchNormDims& d,
                         Tensor<T>& inv, Tensor<T>& mean_used, Tensor<T>& y, Epilogue&& epilogue) {
-  const auto [N, C, inner] = d;
+  const std::int64_t N = d.N, C = d.C, inner = d.inner;  // not a binding: lambdas use them (clang < 16)
   const std::int64_t m = N * inner;
   const T* xv = x.data();
   using Seg = Eigen::Map<const Eigen::Array<T, Eigen::Dynamic, 1>>;
@@ -104,7 +104,7 @@ template <RealScalar T>
 void batch_norm_backward(const T* g, const T* x, const Tensor<T>& mean_used, const Tensor<T>& inv, const Tensor<T>& gamma,
                          bool training, const BatchNormDims& d, Tensor<T>& gx, Tensor<T>& gg, Tensor<T>& gb,
                          const std::uint8_t* gate = nullptr, T keep_scale = T(1)) {
-  const auto [N, C, inner] = d;
+  const std::int64_t N = d.N, C = d.C, inner = d.inner;  // not a binding: lambdas use them (clang < 16)
   const std::int64_t m = N * inner;
   using Seg = Eigen::Map<const Eigen::Array<T, Eigen::Dynamic, 1>>;
   using MSeg = Eigen::Map<Eigen::Array<T, Eigen::Dynamic, 1>>;

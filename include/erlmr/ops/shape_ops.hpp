@@ -117,7 +117,10 @@ template <Scalar T> Var<T> transpose(const Var<T>& x, int a = -2, int b = -1) {
 // Concatenation along an axis; all other extents must agree.
 // (The inputs and offsets the rule keeps live in pool blocks: no heap allocation.)
 template <Scalar T> Var<T> concat(std::span<const Var<T>> in, int axis) {
-  const auto [a, os] = detail::concat_shape(detail::shapes_of(in), axis);
+  // Plain variables, not a structured binding: the rule captures the axis (clang < 16 rejects that).
+  const std::pair<int, Shape> cs = detail::concat_shape(detail::shapes_of(in), axis);
+  const int a = cs.first;
+  const Shape& os = cs.second;
   const auto sp = detail::split_at(os, a);
   Tensor<T> y(os);
   PoolVector<Var<T>> xs(in.begin(), in.end());
