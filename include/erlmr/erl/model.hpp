@@ -275,7 +275,8 @@ class Fusion {
     if (kind == FusionKind::sum) {
       auto oa = linear(ha, fc_x->weight, scale(fc_x->bias, half));
       auto og = linear(hg, fc_y->weight, scale(fc_y->bias, half));
-      auto out = add(fc_x->forward(ha, ctx), fc_y->forward(hg, ctx));
+      auto fy = fc_y->forward(hg, ctx);  // sequenced, in the order GCC has always used (see forward below)
+      auto out = add(fc_x->forward(ha, ctx), fy);
       return {out, oa, og};
     }
     Var<R, D> xa = ha, yg = hg;  // the (possibly modulated) features entering fc_out
@@ -371,7 +372,14 @@ class ErlmrModel {
   ModelOut<R, D> forward(const Var<R, D>& x1, const Var<R, D>& x2, nn::Context& ctx) {
     if (x1.shape()[0] != x2.shape()[0])
       throw ShapeError("ErlmrModel: modalities have different batch sizes: " + shapes_str(x1.shape(), x2.shape()));
-    auto [ea, eg] = euler_pair(enc_a->forward(x1, ctx), enc_g->forward(x2, ctx), ctx);
+    // Two statements, not two arguments of one call: the encoders draw dropout masks from
+    // ctx.rng, and the order of a call's arguments is unspecified (GCC evaluates them right to
+    // left, clang left to right), so the masks would depend on the compiler. The gyroscope
+    // encoder runs first: the order every GCC build has used, so all results recorded so far
+    // stand bit for bit.
+    auto hg = enc_g->forward(x2, ctx);
+    auto ha = enc_a->forward(x1, ctx);
+    auto [ea, eg] = euler_pair(ha, hg, ctx);
     auto f = fusion.forward(ea.h, eg.h, ctx);
     return {f.out, f.out_a, f.out_g, ea.theta, eg.theta, ea.h, eg.h};
   }
