@@ -3,7 +3,8 @@
 #   bash tools/run.sh demo   install what is missing, build, train ERL-MR and joint training on
 #                            the built-in synthetic sensor data and print a comparison table
 #   bash tools/run.sh test   install what is missing, build, run the whole test suite, then the
-#                            sanitizer (ASan + UBSan) build of the suite and a short fuzzing run
+#                            sanitizer (ASan + UBSan) build of the suite by clang and a short
+#                            fuzzing run
 set -euo pipefail
 cd "$(dirname "$0")/.."
 what=${1:-demo}
@@ -52,8 +53,11 @@ case "$what" in
     tail -n 1 build-cuda-emu.selftest.log
     EMU_OPT=-O1 EMU_BUILD="$(pwd)/build-cuda-emu" bash tools/cuda_emu/run.sh
     # Sanitizers: the same suite built with -O1 -fsanitize=address,undefined (line tables only:
-    # full debug info doubles the build time on 2 cores; reports still name file and line).
-    build build-asan -DCMAKE_BUILD_TYPE=RelWithDebInfo "-DCMAKE_CXX_FLAGS_RELWITHDEBINFO=-O1 -g1" \
+    # full debug info doubles the build time on 2 cores; reports still name file and line),
+    # by clang: so the headers, the tests and the command line are also compiled, and the suite
+    # run, by the second compiler (Debian 12's clang 14), and it builds in two thirds of GCC's
+    # time (measured: 387 s against 571 s on 2 cores).
+    build build-asan -DCMAKE_CXX_COMPILER=clang++ -DCMAKE_BUILD_TYPE=RelWithDebInfo "-DCMAKE_CXX_FLAGS_RELWITHDEBINFO=-O1 -g1" \
       -DERLMR_SANITIZE=ON -DERLMR_BUILD_BENCH=OFF -DERLMR_BUILD_EXAMPLES=OFF
     (cd build-asan && ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 \
       ctest --output-on-failure -j "$jobs")
