@@ -15,6 +15,10 @@
 
 using namespace erlmr;
 
+// Every registration below goes through these, so that none falls back to CPU time.
+#define ERLMR_BENCH(fn) BENCHMARK(fn)->UseRealTime()
+#define ERLMR_BENCH_CAPTURE(fn, name, ...) BENCHMARK_CAPTURE(fn, name, __VA_ARGS__)->UseRealTime()
+
 namespace {
 
 void set_counters(benchmark::State& st, double flops, std::int64_t samples) {
@@ -34,7 +38,7 @@ void BM_GemmRate(benchmark::State& st) {
   }
   set_counters(st, 2.0 * n * n * n, 0);
 }
-BENCHMARK(BM_GemmRate)->Arg(1024)->Arg(2048)->Unit(benchmark::kMillisecond)->UseRealTime();
+ERLMR_BENCH(BM_GemmRate)->Arg(1024)->Arg(2048)->Unit(benchmark::kMillisecond);
 
 // The same square product through simd::gemm_nn (no packing): the better of the two rates
 // is the machine's rate that the FLOP floor uses (docs/performance.md).
@@ -52,7 +56,7 @@ void BM_GemmRateUnpacked(benchmark::State& st) {
   }
   set_counters(st, 2.0 * n * n * n, 0);
 }
-BENCHMARK(BM_GemmRateUnpacked)->Arg(1024)->Unit(benchmark::kMillisecond)->UseRealTime();
+ERLMR_BENCH(BM_GemmRateUnpacked)->Arg(1024)->Unit(benchmark::kMillisecond);
 
 // The step's dominant product shape, the shared projection's input gradient at batch 16
 // (64 × 1584)·(1584 × 3168), through Eigen (arg 0) and through simd::gemm_nn (arg 1).
@@ -72,7 +76,7 @@ void BM_ThinGemm(benchmark::State& st) {
   }
   set_counters(st, 2.0 * m * n * k, 0);
 }
-BENCHMARK(BM_ThinGemm)->Arg(0)->Arg(1)->Unit(benchmark::kMillisecond)->UseRealTime();
+ERLMR_BENCH(BM_ThinGemm)->Arg(0)->Arg(1)->Unit(benchmark::kMillisecond);
 
 // The convolution weight gradients' shape, G·colsᵀ with O output channels and K patch rows
 // over the batch-16 positions (16·198 = 3168): product_abt (arg 1: O, arg 2: K), which takes
@@ -87,7 +91,7 @@ void BM_ConvWeightGrad(benchmark::State& st) {
   }
   set_counters(st, 2.0 * O * K * P, 0);
 }
-BENCHMARK(BM_ConvWeightGrad)->Args({64, 4})->Args({32, 64})->Args({16, 32})->Args({64, 256})->Unit(benchmark::kMicrosecond)->UseRealTime();
+ERLMR_BENCH(BM_ConvWeightGrad)->Args({64, 4})->Args({32, 64})->Args({16, 32})->Args({64, 256})->Unit(benchmark::kMicrosecond);
 
 void BM_Step(benchmark::State& st, const std::string& config) {
   const auto c = bench::StepConfig::parse(config);
@@ -96,14 +100,14 @@ void BM_Step(benchmark::State& st, const std::string& config) {
   for (auto _ : st) r.run();
   set_counters(st, bench::step_flops(c), c.batch);
 }
-BENCHMARK_CAPTURE(BM_Step, fused_b16, std::string("fused-b16"))->Unit(benchmark::kMillisecond)->UseRealTime();
-BENCHMARK_CAPTURE(BM_Step, fused_b64, std::string("fused-b64"))->Unit(benchmark::kMillisecond)->UseRealTime();
-BENCHMARK_CAPTURE(BM_Step, faithful_b16, std::string("faithful-b16"))->Unit(benchmark::kMillisecond)->UseRealTime();
-BENCHMARK_CAPTURE(BM_Step, faithful_b64, std::string("faithful-b64"))->Unit(benchmark::kMillisecond)->UseRealTime();
-BENCHMARK_CAPTURE(BM_Step, joint_b16, std::string("joint-b16"))->Unit(benchmark::kMillisecond)->UseRealTime();
-BENCHMARK_CAPTURE(BM_Step, joint_b64, std::string("joint-b64"))->Unit(benchmark::kMillisecond)->UseRealTime();
-BENCHMARK_CAPTURE(BM_Step, infer_b1, std::string("infer-b1"))->Unit(benchmark::kMillisecond)->UseRealTime();
-BENCHMARK_CAPTURE(BM_Step, infer_b64, std::string("infer-b64"))->Unit(benchmark::kMillisecond)->UseRealTime();
+ERLMR_BENCH_CAPTURE(BM_Step, fused_b16, std::string("fused-b16"))->Unit(benchmark::kMillisecond);
+ERLMR_BENCH_CAPTURE(BM_Step, fused_b64, std::string("fused-b64"))->Unit(benchmark::kMillisecond);
+ERLMR_BENCH_CAPTURE(BM_Step, faithful_b16, std::string("faithful-b16"))->Unit(benchmark::kMillisecond);
+ERLMR_BENCH_CAPTURE(BM_Step, faithful_b64, std::string("faithful-b64"))->Unit(benchmark::kMillisecond);
+ERLMR_BENCH_CAPTURE(BM_Step, joint_b16, std::string("joint-b16"))->Unit(benchmark::kMillisecond);
+ERLMR_BENCH_CAPTURE(BM_Step, joint_b64, std::string("joint-b64"))->Unit(benchmark::kMillisecond);
+ERLMR_BENCH_CAPTURE(BM_Step, infer_b1, std::string("infer-b1"))->Unit(benchmark::kMillisecond);
+ERLMR_BENCH_CAPTURE(BM_Step, infer_b64, std::string("infer-b64"))->Unit(benchmark::kMillisecond);
 
 // ---- hot ops ------------------------------------------------------------------------------
 // The shared projection: (4B × 3168) complex-as-stacked-real rows through W (1584 × 3168).
@@ -121,7 +125,7 @@ void BM_ProjectionForwardBackward(benchmark::State& st) {
   }
   set_counters(st, 3 * 2.0 * (4 * B) * D * (D / 2), 0);
 }
-BENCHMARK(BM_ProjectionForwardBackward)->Arg(16)->Arg(64)->Unit(benchmark::kMillisecond)->UseRealTime();
+ERLMR_BENCH(BM_ProjectionForwardBackward)->Arg(16)->Arg(64)->Unit(benchmark::kMillisecond);
 
 void BM_EulerMap(benchmark::State& st) {
   const std::int64_t B = st.range(0);
@@ -133,7 +137,7 @@ void BM_EulerMap(benchmark::State& st) {
   }
   st.SetItemsProcessed(st.iterations() * B * 16 * 198);
 }
-BENCHMARK(BM_EulerMap)->Arg(16)->Arg(64)->UseRealTime();
+ERLMR_BENCH(BM_EulerMap)->Arg(16)->Arg(64);
 
 void BM_Conv2dForwardBackward(benchmark::State& st) {
   const std::int64_t B = st.range(0);
@@ -148,7 +152,7 @@ void BM_Conv2dForwardBackward(benchmark::State& st) {
   }
   set_counters(st, 3 * 2.0 * B * 64 * 198 * 256, 0);
 }
-BENCHMARK(BM_Conv2dForwardBackward)->Arg(16)->Arg(64)->Unit(benchmark::kMillisecond)->UseRealTime();
+ERLMR_BENCH(BM_Conv2dForwardBackward)->Arg(16)->Arg(64)->Unit(benchmark::kMillisecond);
 
 void BM_BatchNormForwardBackward(benchmark::State& st) {
   const std::int64_t B = st.range(0);
@@ -162,7 +166,7 @@ void BM_BatchNormForwardBackward(benchmark::State& st) {
   }
   st.SetItemsProcessed(st.iterations() * B * 64 * 2 * 199);
 }
-BENCHMARK(BM_BatchNormForwardBackward)->Arg(16)->Arg(64)->Unit(benchmark::kMillisecond)->UseRealTime();
+ERLMR_BENCH(BM_BatchNormForwardBackward)->Arg(16)->Arg(64)->Unit(benchmark::kMillisecond);
 
 }  // namespace
 

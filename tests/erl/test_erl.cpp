@@ -333,6 +333,12 @@ std::string cli_path() {
   REQUIRE(std::filesystem::exists(ERLMR_CLI_PATH));
   return ERLMR_CLI_PATH;
 }
+std::string slurp(const std::filesystem::path& p) {
+  std::ifstream f(p, std::ios::binary);
+  return std::string(std::istreambuf_iterator<char>(f), {});
+}
+int run_cli(const std::string& args) { return std::system((cli_path() + " " + args + " > /dev/null 2>&1").c_str()); }
+const char* kTiny = " --data synthetic --window 12 --train-size 64 --test-size 32 --epochs 2 --probe-epochs 1 --lr 0.01";
 }  // namespace
 
 TEST_CASE("erlmr step reproduces both fixtures to 1e-8 through the command line") {
@@ -365,17 +371,6 @@ TEST_CASE("erlmr step reproduces both fixtures to 1e-8 through the command line"
     std::filesystem::remove(out);
   }
 }
-#endif
-
-#ifdef ERLMR_CLI_PATH
-namespace {
-std::string slurp(const std::filesystem::path& p) {
-  std::ifstream f(p, std::ios::binary);
-  return std::string(std::istreambuf_iterator<char>(f), {});
-}
-int run_cli(const std::string& args) { return std::system((cli_path() + " " + args + " > /dev/null 2>&1").c_str()); }
-const char* kTiny = " --data synthetic --window 12 --train-size 64 --test-size 32 --epochs 2 --probe-epochs 1 --lr 0.01";
-}  // namespace
 
 TEST_CASE("erlmr train: same seed gives byte-identical metrics.csv, with 1 and 2 threads; resume too") {
   namespace fs = std::filesystem;

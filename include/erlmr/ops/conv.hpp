@@ -258,9 +258,13 @@ Var<T> conv2d(const Var<T>& x, const Var<T>& w, const Var<T>& b = Var<T>(), std:
     if (b.defined()) detail::mmat(yt, g.o, P).colwise() += detail::cmat(b.value(), g.o, 1).col(0);
     detail::permute_onhw(yt.data(), y.data(), g.n, g.o, hw, true);
   }
-  auto rule = [x, w, b, g, cols, hw, K, P, chunked](const Tensor<T>& gy) {
-    if constexpr (RealScalar<T>) {
-      if (chunked && !x.requires_grad() && K < detail::kNtMaxRows && K * detail::kNtReduceCost <= hw) {  // a first layer: see conv_weight_bias_grads
+  // A first layer (no input gradient, few rows per output channel) takes its weight and bias
+  // gradients straight from gy, without the permutation: see conv_weight_bias_grads. Decided
+  // once here, not in each call of the rule.
+  const bool grads_from_gy = chunked && !x.requires_grad() && K < detail::kNtMaxRows && K * detail::kNtReduceCost <= hw;
+  auto rule = [x, w, b, g, cols, hw, K, P, chunked, grads_from_gy](const Tensor<T>& gy) {
+    if (grads_from_gy) {
+      if constexpr (RealScalar<T>) {  // (complex T takes the general path below)
         Tensor<T> gw, gb;
         const bool want_b = b.defined() && b.requires_grad();
         if (w.requires_grad()) gw = Tensor<T>(w.shape());

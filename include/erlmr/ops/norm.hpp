@@ -46,12 +46,13 @@ namespace detail {
 // and y = γ·x̂ + β with x̂ = (x − μ)·s. x̂ is not stored: the backward rule recomputes it from
 // x (which the rule keeps anyway) and the μ and s recorded here (mean_used, inv), by the same
 // expression, so to the same bits — one tensor less to write and keep per op. (x − μ)·s only
-// ever feeds products, never an addition, so GCC's default -ffp-contract=fast cannot fuse it
-// into an FMA here or in the rule: keep it so (not x·s − μ·s, not γ·s·(x − μ)). Channels are
-// independent: parallel over C, and within a channel the sums run over the N contiguous segments of length `inner` in a fixed order (bitwise the
-// same for any thread count). epilogue(k, len) runs on each segment [k, k + len) of y right
-// after it is written, in the same thread (the fused rectifier and dropout below). Each
-// thread takes one block of channels (block_grain): channels' segments share cache lines.
+// ever feeds products, never an addition, so no contraction (GCC's default -ffp-contract=fast,
+// clang's =on) can fuse it into an FMA here or in the rule: keep it so (not x·s − μ·s, not
+// γ·s·(x − μ)). Channels are independent: parallel over C, and within a channel the sums run
+// over the N contiguous segments of length `inner` in a fixed order (bitwise the same for any
+// thread count). epilogue(k, len) runs on each segment [k, k + len) of y right after it is
+// written, in the same thread (the fused rectifier and dropout below). Each thread takes one
+// block of channels (block_grain): channels' segments share cache lines.
 template <RealScalar T, class Epilogue>
 void batch_norm_forward(const Tensor<T>& x, const Tensor<T>& gamma, const Tensor<T>& beta, const Tensor<T>& running_mean,
                         const Tensor<T>& running_var, bool training, double momentum, double eps, const BatchNormDims& d,
