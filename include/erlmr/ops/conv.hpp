@@ -258,12 +258,13 @@ Var<T> conv2d(const Var<T>& x, const Var<T>& w, const Var<T>& b = Var<T>(), std:
     if (b.defined()) detail::mmat(yt, g.o, P).colwise() += detail::cmat(b.value(), g.o, 1).col(0);
     detail::permute_onhw(yt.data(), y.data(), g.n, g.o, hw, true);
   }
-  // A first layer (no input gradient, few rows per output channel) takes its weight and bias
-  // gradients straight from gy, without the permutation: see conv_weight_bias_grads. Decided
-  // once here, not in each call of the rule.
-  const bool grads_from_gy = chunked && !x.requires_grad() && K < detail::kNtMaxRows && K * detail::kNtReduceCost <= hw;
-  auto rule = [x, w, b, g, cols, hw, K, P, chunked, grads_from_gy](const Tensor<T>& gy) {
-    if (grads_from_gy) {
+  // A first layer (few rows per output channel, and no input gradient wanted) takes its weight
+  // and bias gradients straight from gy, without the permutation: see conv_weight_bias_grads.
+  // The shape test is decided once here; x.requires_grad() is read in the rule, when the
+  // backward runs, as by the input-gradient branch below and every other op.
+  const bool first_layer_shape = chunked && K < detail::kNtMaxRows && K * detail::kNtReduceCost <= hw;
+  auto rule = [x, w, b, g, cols, hw, K, P, chunked, first_layer_shape](const Tensor<T>& gy) {
+    if (first_layer_shape && !x.requires_grad()) {
       if constexpr (RealScalar<T>) {  // (complex T takes the general path below)
         Tensor<T> gw, gb;
         const bool want_b = b.defined() && b.requires_grad();
