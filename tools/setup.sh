@@ -2,7 +2,7 @@
 # Installs what erlmr needs from Debian 12's packages (only what is missing). Run as root.
 set -euo pipefail
 pkgs=(cmake g++ make libeigen3-dev libxsimd-dev doctest-dev libbenchmark-dev zlib1g-dev
-      libcli11-dev nlohmann-json3-dev clang libclang-rt-14-dev
+      libcli11-dev nlohmann-json3-dev clang libclang-rt-14-dev llvm
       espeak-ng libespeak-ng-dev dataset-fashion-mnist python3)
 missing=()
 for p in "${pkgs[@]}"; do
