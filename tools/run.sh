@@ -2,9 +2,10 @@
 # The README's two commands:
 #   bash tools/run.sh demo   install what is missing, build, train ERL-MR and joint training on
 #                            the built-in synthetic sensor data and print a comparison table
-#   bash tools/run.sh test   install what is missing, build, run the whole test suite, then the
-#                            sanitizer (ASan + UBSan) build of the suite by clang and a short
-#                            fuzzing run
+#   bash tools/run.sh test   install what is missing, build, run the whole test suite, check
+#                            the benchmarks' syntax with clang, build and run the CUDA variant
+#                            (nvcc, emulation), then the sanitizer (ASan + UBSan) build of the
+#                            suite by clang and a short fuzzing run
 set -euo pipefail
 cd "$(dirname "$0")/.."
 what=${1:-demo}
@@ -28,14 +29,15 @@ case "$what" in
     build build -DERLMR_BUILD_BENCH=OFF
     (cd build && ctest --output-on-failure -j "$jobs")
     # What the builds here do not compile with clang: the benchmarks (built by no CI step) and
-    # the CUDA test program (built by g++ against the emulator's headers below). clang's syntax
-    # check of each, so both compilers keep accepting every file (about a minute on 2 cores).
+    # the CUDA test program and step timer (built by g++ against the emulator's headers below,
+    # and by nvcc's host compiler on a GPU machine). clang's syntax check of each, on the
+    # emulator's headers for the CUDA files (a minute or two on 2 cores).
     clang_check=(clang++ -std=c++20 -fsyntax-only -march=native -Wall -Wextra -Wno-unused-parameter
                  -DERLMR_USE_XSIMD=1 -Iinclude -isystem /usr/include/eigen3)
     printf '%s\n' bench/bench_ops.cpp bench/bench_step.cpp bench/erlmr_step_bench.cpp \
       | xargs -P "$jobs" -I{} "${clang_check[@]}" {}
     "${clang_check[@]}" -DERLMR_OP_PROFILE bench/op_profile.cpp
-    printf '%s\n' tests/cuda/*.cpp | xargs -P "$jobs" -I{} "${clang_check[@]}" -Itools/cuda_emu/shim -Itests \
+    printf '%s\n' tests/cuda/*.cpp bench/cuda_step_bench.cpp | xargs -P "$jobs" -I{} "${clang_check[@]}" -Itools/cuda_emu/shim -Itests \
       -DERLMR_HAS_CUDA=1 "-DERLMR_FIXTURE_DIR=\"$(pwd)/../shared/fixtures\"" {}
     echo "clang syntax check of bench/ and tests/cuda/: passed"
     # The CUDA variant, whenever nvcc is present: kernels (sm_90 + PTX), the CUDA test program,
