@@ -140,7 +140,7 @@ template <Scalar T> Var<T> concat(std::span<const Var<T>> in, int axis) {
       const std::int64_t w = xs[j].shape()[a] * sp.inner;
       for (std::int64_t o = 0; o < sp.outer; ++o)
         std::copy_n(g.data() + o * sp.n * sp.inner + offs[j], w, gx.data() + o * w);
-      add_grad(xs[j], gx);
+      add_grad(xs[j], std::move(gx));  // handed over: the tape adopts it (a copy would be cloned)
     }
   };
   return record_n("concat", y, std::move(rule), in);
