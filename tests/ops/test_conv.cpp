@@ -192,6 +192,69 @@ TEST_CASE_TEMPLATE("conv2d: a first layer's weight and bias gradients, read from
   }
 }
 
+TEST_CASE_TEMPLATE("conv2d: a wide patch's gradients, read from the output gradient in place", T, float, double) {
+  // K = C·kh·kw ≥ kNtMaxRows (the sensor encoder's 64 → 64, 2 × 2 layer, narrowed): the rule
+  // reads G from gy's (N, O, HW) layout (conv_wide_patch_grads), never permuting it. Its
+  // weight and input gradients are the bits of the whole-matrix path's products on the
+  // permuted G (product_abt, one gemm_nn of Wᵀ·G, col2im); its bias gradient adds each
+  // sample's per-channel sum in sample order. Same bits with one thread and with two;
+  // against the definition in float64 (gradcheck).
+  if (!simd::gemm_available()) return;
+  using Seg = Eigen::Map<const Eigen::Array<T, Eigen::Dynamic, 1>>;
+  const std::int64_t N = 5, C = 64, O = 16;
+  auto x = rnd<T>(Shape{N, C, 2, 23}, 31), w = rnd<T>(Shape{O, C, 2, 2}, 32), b = rnd<T>(Shape{O}, 33);
+  const auto g = detail::conv_geometry(x.shape(), w.shape(), {1, 1}, {0, 0});
+  const std::int64_t K = g.patch(), P = g.positions(), hw = g.ho * g.wo;
+  REQUIRE(detail::conv_chunked<T>(g));
+  REQUIRE(K >= detail::kNtMaxRows);
+  const Tensor<T> gy = rnd<T>(Shape{N, O, 1, 22}, 34, false).value();
+  // The references.
+  const Tensor<T> cols = detail::im2col(x.value(), g);
+  Tensor<T> gt(Shape{O, P}), wt(Shape{K, O}), gc(Shape{K, P}), rw(Shape{O, K}), rb(Shape{O});
+  detail::permute_onhw(gy.data(), gt.data(), N, O, hw, false);
+  detail::product_abt<T>(detail::mmat(rw, O, K), detail::cmat(gt, O, P), detail::cmat(cols, K, P));
+  detail::transpose_into(w.value().data(), O, K, wt.data());
+  simd::gemm_nn<T>(K, P, O, wt.data(), O, gt.data(), P, gc.data(), P, false);
+  const Tensor<T> rx = detail::col2im(gc, g, x.shape());
+  for (std::int64_t o = 0; o < O; ++o) {
+    T acc = 0;
+    for (std::int64_t n = 0; n < N; ++n) acc += Seg(gy.data() + (n * O + o) * hw, hw).sum();
+    rb.data()[o] = acc;
+  }
+  for (const int threads : {1, 2}) {
+    CAPTURE(threads);
+    struct Threads {  // restored on every way out (a failed REQUIRE too)
+      int saved = ThreadPool::instance().num_threads();
+      explicit Threads(int n) { ThreadPool::instance().set_num_threads(n); }
+      ~Threads() { ThreadPool::instance().set_num_threads(saved); }
+    } scope(threads);
+    x.zero_grad();
+    w.zero_grad();
+    b.zero_grad();
+    backward(conv2d(x, w, b), false, &gy);
+    CHECK(test::bitwise_equal(w.grad(), rw.reshape(w.shape())));
+    CHECK(test::bitwise_equal(x.grad(), rx));
+    CHECK(test::bitwise_equal(b.grad(), rb));
+    // Only some of the three wanted: the input alone; the weight without a bias.
+    Var<T> wc(w.value(), false), xc(x.value(), false);
+    x.zero_grad();
+    backward(conv2d(x, wc), false, &gy);
+    CHECK(test::bitwise_equal(x.grad(), rx));
+    w.zero_grad();
+    backward(conv2d(xc, w), false, &gy);
+    CHECK(test::bitwise_equal(w.grad(), rw.reshape(w.shape())));
+    CHECK(!xc.grad().defined());
+  }
+  if constexpr (std::is_same_v<T, double>) {
+    // Small values (a loss of order 1), so that finite differences resolve every component.
+    auto xs = test::rnd_uniform<T>(Shape{2, C, 2, 4}, 35, -0.25, 0.25), ws = test::rnd_uniform<T>(Shape{O, C, 2, 2}, 36, -0.25, 0.25);
+    auto bs = rnd<T>(Shape{O}, 37);
+    REQUIRE(detail::conv_chunked<T>(detail::conv_geometry(xs.shape(), ws.shape(), {1, 1}, {0, 0})));
+    CHECK(test::max_abs_diff(conv2d(xs, ws, bs).value(), naive_conv(xs.value(), ws.value(), bs.value(), 1, 1, 0, 0)) < 1e-12);
+    check_grad([&] { return conv2d(xs, ws, bs); }, xs, ws, bs);
+  }
+}
+
 TEST_CASE("conv2d: shape errors") {
   auto x = rnd<double>(Shape{2, 3, 6, 5}, 1), w = rnd<double>(Shape{4, 2, 3, 3}, 2);
   CHECK_THROWS_WITH_AS(conv2d(x, w), "conv2d: input (2, 3, 6, 5) and weight (4, 2, 3, 3) are not (N, C, H, W) and (O, C, kh, kw)",

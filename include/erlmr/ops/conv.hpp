@@ -14,7 +14,9 @@
 // long axis N·Ho·Wo is the kernel's k). On the chunked path, a layer whose input needs no
 // gradient and whose patch is short against the output plane (K < kNtMaxRows and
 // K·kNtReduceCost ≤ Ho·Wo: the sensor encoder's first layer) takes G_W and G_b from G's
-// (N, O, Ho·Wo) layout in place, sample by sample (conv_weight_bias_grads).
+// (N, O, Ho·Wo) layout in place, sample by sample (conv_weight_bias_grads); a layer with a
+// wide patch (K ≥ kNtMaxRows: the sensor encoder's 2 × 2 layer) reads G from that layout in
+// all three gradients and never forms the permuted G (conv_wide_patch_grads).
 #pragma once
 #include "erlmr/ops/linalg.hpp"
 
@@ -214,6 +216,62 @@ template <RealScalar T> void conv_weight_bias_grads(const T* gy, const Conv2dGeo
     }
   });
 }
+
+// The gradients of a layer with a wide patch (K ≥ kNtMaxRows, O ≥ kThinMin, chunked path:
+// the sensor encoder's (64 → 64, 2 × 2) layer), with G read from the output gradient gy
+// (N, O, HW) in place instead of being permuted into (O, N·HW) first:
+//   G_W: product_abt's (cols·Gᵀ)ᵀ with Gᵀ (N·HW × O) formed straight from gy (one transpose
+//        per sample's (O × HW) block), so the same gemm_nn and the same bits as product_abt;
+//   G_x: per sample, Wᵀ·G_n with G_n = gy's (O × HW) block as gemm_nn's right operand, into
+//        the chunk buffer, then col2im — each element the same chain over O as the chunk's
+//        product on the permuted G, so the same bits;
+//   G_b: G_b[o] = Σ_n Σ_k gy[n, o, k], the samples' sums added in sample order (as
+//        conv_weight_bias_grads; parallel over samples for the sums, then over channels).
+// The permuted G (O·N·HW elements written, then read twice) is not formed: one pass over gy
+// for Gᵀ and the sums, and the input gradient's products read gy where it is.
+template <RealScalar T>
+void conv_wide_patch_grads(const T* gy, const Conv2dGeometry& g, const T* cols, const T* w, T* gw, T* gx, T* gb) {
+  const std::int64_t N = g.n, O = g.o, K = g.patch(), hw = g.ho * g.wo, P = g.positions();
+  using Seg = Eigen::Map<const Eigen::Array<T, Eigen::Dynamic, 1>>;
+  Tensor<T> gtt, sums;  // Gᵀ (P × O); per-sample channel sums (N × O)
+  if (gw) gtt = Tensor<T>(Shape{P, O});
+  if (gb) sums = Tensor<T>(Shape{N, O});
+  if (gw || gb) {
+    T* gtp = gw ? gtt.data() : nullptr;
+    T* sp = gb ? sums.data() : nullptr;
+    CpuDevice::parallel_for(N, 1, [=](std::int64_t n0, std::int64_t n1) {
+      for (std::int64_t n = n0; n < n1; ++n) {
+        const T* gn = gy + n * O * hw;
+        if (gtp) transpose_into(gn, O, hw, gtp + n * hw * O);  // (runs serially inside a parallel_for)
+        if (sp)
+          for (std::int64_t o = 0; o < O; ++o) sp[n * O + o] = Seg(gn + o * hw, hw).sum();
+      }
+    });
+  }
+  if (gw) {  // as product_abt: Cᵀ = cols·Gᵀ through gemm_nn, then transposed
+    Tensor<T> ct(Shape{K, O});
+    simd::gemm_nn<T>(K, O, P, cols, P, gtt.data(), O, ct.data(), O, false);
+    transpose_into(ct.data(), K, O, gw);
+  }
+  if (gx) {
+    Tensor<T> wt(Shape{K, O});
+    transpose_into(w, O, K, wt.data());
+    for_sample_chunks<T>(N, K * hw, [&](T* buf, std::int64_t n0, std::int64_t n1) {
+      const std::int64_t cw = (n1 - n0) * hw;
+      for (std::int64_t n = n0; n < n1; ++n)
+        simd::gemm_nn<T>(K, hw, O, wt.data(), O, gy + n * O * hw, hw, buf + (n - n0) * hw, cw, false);
+      col2im_block(buf, cw, n0, g, gx, n0 * g.c, n1 * g.c);
+    });
+  }
+  if (gb)
+    CpuDevice::parallel_for(O, CpuDevice::block_grain(O), [&](std::int64_t o0, std::int64_t o1) {
+      for (std::int64_t o = o0; o < o1; ++o) {
+        T acc = 0;
+        for (std::int64_t n = 0; n < N; ++n) acc += sums.data()[n * O + o];
+        gb[o] = acc;
+      }
+    });
+}
 }  // namespace detail
 
 template <Scalar T>
@@ -263,7 +321,10 @@ Var<T> conv2d(const Var<T>& x, const Var<T>& w, const Var<T>& b = Var<T>(), std:
   // The shape test is decided once here; x.requires_grad() is read in the rule, when the
   // backward runs, as by the input-gradient branch below and every other op.
   const bool first_layer_shape = chunked && K < detail::kNtMaxRows && K * detail::kNtReduceCost <= hw;
-  auto rule = [x, w, b, g, cols, hw, K, P, chunked, first_layer_shape](const Tensor<T>& gy) {
+  // A wide patch (the sensor encoder's 2 × 2 layer): every product reads G from gy's
+  // (N, O, HW) layout, sample by sample, without the permutation (conv_wide_patch_grads).
+  const bool wide_patch = chunked && K >= detail::kNtMaxRows && g.o >= detail::kThinMin;
+  auto rule = [x, w, b, g, cols, hw, K, P, chunked, first_layer_shape, wide_patch](const Tensor<T>& gy) {
     if (first_layer_shape && !x.requires_grad()) {
       if constexpr (RealScalar<T>) {  // (complex T takes the general path below)
         Tensor<T> gw, gb;
@@ -273,6 +334,21 @@ Var<T> conv2d(const Var<T>& x, const Var<T>& w, const Var<T>& b = Var<T>(), std:
         detail::conv_weight_bias_grads<T>(gy.data(), g, cols.data(), w.requires_grad() ? gw.data() : nullptr,
                                           want_b ? gb.data() : nullptr);
         if (w.requires_grad()) add_grad(w, std::move(gw));
+        if (want_b) add_grad(b, std::move(gb));
+        return;
+      }
+    }
+    if (wide_patch) {
+      if constexpr (RealScalar<T>) {
+        const bool want_w = w.requires_grad(), want_x = x.requires_grad(), want_b = b.defined() && b.requires_grad();
+        Tensor<T> gw, gx, gb;
+        if (want_w) gw = Tensor<T>(w.shape());
+        if (want_x) gx = Tensor<T>(x.shape());
+        if (want_b) gb = Tensor<T>(b.shape());
+        detail::conv_wide_patch_grads<T>(gy.data(), g, cols.data(), w.value().data(), want_w ? gw.data() : nullptr,
+                                         want_x ? gx.data() : nullptr, want_b ? gb.data() : nullptr);
+        if (want_w) add_grad(w, std::move(gw));
+        if (want_x) add_grad(x, std::move(gx));
         if (want_b) add_grad(b, std::move(gb));
         return;
       }
