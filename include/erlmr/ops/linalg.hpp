@@ -19,6 +19,10 @@
 // simd::gemm_nt, which reads both in place (simd/gemm.hpp, product_* below).
 #pragma once
 #include <array>
+#include <type_traits>
+#if defined(__AVX__)
+#include <immintrin.h>
+#endif
 
 #include "erlmr/autograd/backward.hpp"
 #include "erlmr/ops/elementwise.hpp"
@@ -67,16 +71,49 @@ void gemm_into(MatRef<T> C, const EA& A, const EB& B, bool accumulate) {
 template <class T> CMatRef<T> cmat(const Tensor<T>& t, std::int64_t r, std::int64_t c) { return CMatRef<T>(t.data(), r, c); }
 template <class T> MatRef<T> mmat(const Tensor<T>& t, std::int64_t r, std::int64_t c) { return MatRef<T>(t.data(), r, c); }
 
+#if defined(__AVX__)
+// d[j·ldd + i] = s[i·lds + j] for an 8 × 8 block of floats, in registers: eight row loads,
+// three rounds of unpack / shuffle / lane permutes, eight row stores.
+inline void transpose_8x8(const float* s, std::int64_t lds, float* d, std::int64_t ldd) {
+  __m256 r[8], t[8], u[8];
+  for (int i = 0; i < 8; ++i) r[i] = _mm256_loadu_ps(s + i * lds);
+  for (int i = 0; i < 8; i += 2) {
+    t[i] = _mm256_unpacklo_ps(r[i], r[i + 1]);      // rows i, i+1 interleaved: elements 0, 1, 4, 5
+    t[i + 1] = _mm256_unpackhi_ps(r[i], r[i + 1]);  // elements 2, 3, 6, 7
+  }
+  for (int h = 0; h < 8; h += 4)
+    for (int q = 0; q < 2; ++q) {
+      u[h + 2 * q] = _mm256_shuffle_ps(t[h + q], t[h + q + 2], 0x44);
+      u[h + 2 * q + 1] = _mm256_shuffle_ps(t[h + q], t[h + q + 2], 0xEE);
+    }
+  for (int j = 0; j < 4; ++j) {
+    _mm256_storeu_ps(d + j * ldd, _mm256_permute2f128_ps(u[j], u[j + 4], 0x20));
+    _mm256_storeu_ps(d + (j + 4) * ldd, _mm256_permute2f128_ps(u[j], u[j + 4], 0x31));
+  }
+}
+#endif
+
 // dst (cols × rows) = srcᵀ for a row-major src (rows × cols): 32 × 32 tiles (each read
-// and written through L1), parallel over bands of dst rows. A copy: exact in any split.
+// and written through L1), parallel over bands of dst rows; float tiles by 8 × 8 blocks in
+// registers where the target has AVX (2–2.5× the element loop's rate on (64 × 198) and
+// (256 × 3168)), their edges element by element. A copy: exact in any split.
 template <class R> void transpose_into(const R* src, std::int64_t rows, std::int64_t cols, R* dst) {
   constexpr std::int64_t T = 32;
   CpuDevice::parallel_for((cols + T - 1) / T, 1, [=](std::int64_t b0, std::int64_t b1) {
     for (std::int64_t jb = b0 * T; jb < std::min(cols, b1 * T); jb += T)
       for (std::int64_t ib = 0; ib < rows; ib += T) {
         const std::int64_t je = std::min(cols, jb + T), ie = std::min(rows, ib + T);
+        std::int64_t je8 = jb, ie8 = ib;  // the part done by 8 × 8 blocks: [jb, je8) × [ib, ie8)
+#if defined(__AVX__)
+        if constexpr (std::is_same_v<R, float>) {
+          je8 = jb + (je - jb) / 8 * 8;
+          ie8 = ib + (ie - ib) / 8 * 8;
+          for (std::int64_t j = jb; j < je8; j += 8)
+            for (std::int64_t i = ib; i < ie8; i += 8) transpose_8x8(src + i * cols + j, cols, dst + j * rows + i, rows);
+        }
+#endif
         for (std::int64_t j = jb; j < je; ++j)
-          for (std::int64_t i = ib; i < ie; ++i) dst[j * rows + i] = src[i * cols + j];
+          for (std::int64_t i = j < je8 ? ie8 : ib; i < ie; ++i) dst[j * rows + i] = src[i * cols + j];
       }
   });
 }
