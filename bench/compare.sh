@@ -2,7 +2,7 @@
 # Side-by-side timing of the ERL-MR sensor model step: erlmr (C++) vs PyTorch on the CPU.
 #
 #   bench/compare.sh [--threads N] [--seconds S] [--rounds R] [--configs a,b,...]
-#                    [--erlmr PATH] [--python PATH]
+#                    [--malloc kept|default] [--erlmr PATH] [--python PATH]
 #
 # For every configuration it runs build/bench/erlmr_step_bench and
 # bench/pytorch/bench_step.py alternately, R rounds (default 3), each run in its own process,
@@ -16,7 +16,15 @@
 # environment, and with OMP_NUM_THREADS=N and OPENBLAS_NUM_THREADS=N in addition to
 # torch.set_num_threads(N), so that neither its OpenMP team nor OpenBLAS's thread pool exceeds
 # N threads. Extra variables for the PyTorch side only: PYTORCH_EXTRA_ENV="VAR=value ...".
-# The erlmr side gets only --threads N and the environment as it is.
+# The erlmr side gets only --threads N and the environment as it is (and the malloc setting).
+#
+# --malloc kept (the default) runs both sides with GLIBC_TUNABLES set so that glibc's malloc
+# keeps freed memory mapped (mmap threshold 32 MiB, trim threshold 4 GiB, top pad 256 MiB).
+# With glibc's defaults PyTorch's CPU allocator hands its large blocks back to the kernel when
+# they are freed and takes fresh ones the next step: about 44 000 page faults per fused batch-16
+# step, which on a virtual machine can be most of its step time (2026-11-28: ~500 ms per step
+# against ~200 ms kept). erlmr keeps its own blocks (HostBlockCache), so it is unaffected.
+# --malloc default leaves glibc as it is (the tables in docs/performance.md before 2026-11-28).
 #
 # Progress goes to stderr; the report (machine, versions, table) to stdout.
 set -euo pipefail
@@ -25,11 +33,12 @@ ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 THREADS=2
 SECONDS_PER_RUN=3
 ROUNDS=3
+MALLOC=kept
 CONFIGS="fused-b16,fused-b64,faithful-b16,faithful-b64,joint-b16,joint-b64,infer-b1,infer-b64"
 ERLMR="${ERLMR_STEP_BENCH:-$ROOT/build/bench/erlmr_step_bench}"
 PY="${PYTHON:-/usr/bin/python3}"
 
-usage() { sed -n '2,21p' "$0" | sed 's/^# \{0,1\}//'; }
+usage() { sed -n '2,28p' "$0" | sed 's/^# \{0,1\}//'; }
 
 while [ $# -gt 0 ]; do
   case "$1" in
@@ -37,12 +46,19 @@ while [ $# -gt 0 ]; do
     --seconds) SECONDS_PER_RUN="$2"; shift 2 ;;
     --rounds) ROUNDS="$2"; shift 2 ;;
     --configs) CONFIGS="$2"; shift 2 ;;
+    --malloc) MALLOC="$2"; shift 2 ;;
     --erlmr) ERLMR="$2"; shift 2 ;;
     --python) PY="$2"; shift 2 ;;
     -h|--help) usage; exit 0 ;;
     *) echo "compare.sh: unknown argument '$1'" >&2; usage >&2; exit 2 ;;
   esac
 done
+
+case "$MALLOC" in
+  kept) MALLOC_ENV=(GLIBC_TUNABLES="glibc.malloc.mmap_threshold=33554432:glibc.malloc.trim_threshold=4294967295:glibc.malloc.top_pad=268435456") ;;
+  default) MALLOC_ENV=() ;;
+  *) echo "compare.sh: --malloc must be kept or default, got '$MALLOC'" >&2; exit 2 ;;
+esac
 
 BENCH_PY="$ROOT/bench/pytorch/bench_step.py"
 TMP="$(mktemp -d)"
@@ -51,7 +67,7 @@ trap 'rm -rf "$TMP"' EXIT
 # PyTorch's environment: the two OpenBLAS tuning variables removed, thread counts pinned.
 # shellcheck disable=SC2206
 PT_ENV=(env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE OMP_NUM_THREADS="$THREADS"
-        OPENBLAS_NUM_THREADS="$THREADS" ${PYTORCH_EXTRA_ENV:-})
+        OPENBLAS_NUM_THREADS="$THREADS" "${MALLOC_ENV[@]}" ${PYTORCH_EXTRA_ENV:-})
 
 # ---- header --------------------------------------------------------------------------------
 model="$(lscpu | sed -n 's/^Model name:[[:space:]]*//p' | head -1)"
@@ -63,6 +79,7 @@ echo "## ERL-MR step: erlmr vs PyTorch (CPU)"
 echo
 echo "- machine: ${model:-unknown}, ${cpus:-?} CPUs (${sockets:-?} socket(s) x ${cps:-?} cores x ${tpc:-?} threads), load average at start: $(cut -d' ' -f1-3 /proc/loadavg)"
 echo "- threads: $THREADS per side; ${SECONDS_PER_RUN}s timing budget per run; $ROUNDS rounds alternating erlmr / PyTorch, median reported"
+echo "- malloc: $MALLOC ($([ "$MALLOC" = kept ] && echo "glibc keeps freed memory mapped, both sides: ${MALLOC_ENV[0]}" || echo "glibc's defaults"))"
 "${PT_ENV[@]}" "$PY" - <<'EOF' || echo "- PyTorch: not importable with $PY (apt-get install python3-torch libopenblas0-pthread)"
 import re, torch
 cfg = torch.__config__.show()
@@ -89,7 +106,7 @@ echo
 run_one() {
   local side="$1" cfg="$2" round="$3" out rc=0
   if [ "$side" = erlmr ]; then
-    out="$("$ERLMR" --config "$cfg" --threads "$THREADS" --seconds "$SECONDS_PER_RUN" 2>"$TMP/err")" || rc=$?
+    out="$(env "${MALLOC_ENV[@]}" "$ERLMR" --config "$cfg" --threads "$THREADS" --seconds "$SECONDS_PER_RUN" 2>"$TMP/err")" || rc=$?
   else
     out="$("${PT_ENV[@]}" "$PY" "$BENCH_PY" --config "$cfg" --threads "$THREADS" \
            --seconds "$SECONDS_PER_RUN" 2>"$TMP/err")" || rc=$?
