@@ -120,6 +120,42 @@ TEST_CASE("conv2d: products by chunks of samples give the whole-matrix products'
   }
 }
 
+TEST_CASE("conv2d: without a graph the columns stay in the chunk buffers, with the same bits") {
+  // Under NoGradGuard (or with nothing requiring a gradient) the op is not recorded, so the
+  // chunked forward writes each chunk's columns into its thread's buffer instead of keeping
+  // the whole im2col matrix. The output must be the recorded forward's, bit for bit: chunks of
+  // one sample (the 64 -> 64, 2 x 2 layer) and of several (a narrow layer), 1 and 2 threads.
+  if (!simd::gemm_available()) return;
+  struct Layer {
+    Shape xs, ws;
+  };
+  for (const Layer& l : {Layer{Shape{6, 64, 2, 41}, Shape{64, 64, 2, 2}}, Layer{Shape{9, 3, 5, 17}, Shape{8, 3, 2, 3}}}) {
+    CAPTURE(l.xs.str());
+    auto x = rnd<float>(l.xs, 41), w = rnd<float>(l.ws, 42), b = rnd<float>(Shape{l.ws[0]}, 43);
+    REQUIRE(detail::conv_chunked<float>(detail::conv_geometry(l.xs, l.ws, {1, 1}, {0, 0})));
+    for (const int threads : {1, 2}) {
+      CAPTURE(threads);
+      struct Threads {
+        int saved = ThreadPool::instance().num_threads();
+        explicit Threads(int n) { ThreadPool::instance().set_num_threads(n); }
+        ~Threads() { ThreadPool::instance().set_num_threads(saved); }
+      } scope(threads);
+      const auto recorded = conv2d(x, w, b);
+      REQUIRE(recorded.requires_grad());
+      Var<float> y_free;
+      {
+        NoGradGuard ng;
+        y_free = conv2d(x, w, b);
+      }
+      CHECK(!y_free.requires_grad());
+      CHECK(test::bitwise_equal(recorded.value(), y_free.value()));
+      // Nothing requires a gradient: not recorded either.
+      Var<float> xc(x.value(), false), wc(w.value(), false), bc(b.value(), false);
+      CHECK(test::bitwise_equal(recorded.value(), conv2d(xc, wc, bc).value()));
+    }
+  }
+}
+
 TEST_CASE("conv2d: the sensor encoder's first layer geometry") {
   auto x = rnd<double>(Shape{2, 1, 3, 20}, 1, false);
   auto w = rnd<double>(Shape{64, 1, 2, 2}, 2, false);

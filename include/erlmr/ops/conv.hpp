@@ -55,15 +55,17 @@ inline std::pair<std::int64_t, std::int64_t> valid_range(std::int64_t n_in, std:
 }
 
 // cols[(c·kh + i)·kw + j, (n·Ho + y)·Wo + x] = x[n, c, y·sh − ph + i, x·sw − pw + j] (0 outside):
-// rows [r0, r1) and the columns of samples [n0, n1) of a cols matrix with leading dimension ld.
+// rows [r0, r1) and the columns of samples [n0, n1) of a cols matrix with leading dimension ld
+// whose column 0 is the first column of sample n_first (the whole matrix: 0; a buffer holding
+// a few samples' columns: the first of them).
 template <class T>
 void im2col_block(const T* x, const Conv2dGeometry& g, T* cols, std::int64_t ld, std::int64_t r0, std::int64_t r1, std::int64_t n0,
-                  std::int64_t n1) {
+                  std::int64_t n1, std::int64_t n_first = 0) {
   for (std::int64_t r = r0; r < r1; ++r) {
     const std::int64_t c = r / (g.kh * g.kw), i = (r / g.kw) % g.kh, j = r % g.kw;
     const auto [ylo, yhi] = valid_range(g.h, g.ho, g.sh, g.ph, i);
     const auto [xlo, xhi] = valid_range(g.w, g.wo, g.sw, g.pw, j);
-    T* dst = cols + r * ld + n0 * g.ho * g.wo;
+    T* dst = cols + r * ld + (n0 - n_first) * g.ho * g.wo;
     for (std::int64_t n = n0; n < n1; ++n)
       for (std::int64_t y = 0; y < g.ho; ++y, dst += g.wo) {
         if (y < ylo || y >= yhi) {
@@ -286,14 +288,21 @@ Var<T> conv2d(const Var<T>& x, const Var<T>& w, const Var<T>& b = Var<T>(), std:
   Tensor<T> y(Shape{g.n, g.o, g.ho, g.wo});
   if constexpr (RealScalar<T>) {
     if (chunked) {
-      // Per chunk of samples: its columns of cols (kept for the backward pass), its slice of
-      // W·cols into the buffer, then bias and layout into y.
+      // Per chunk of samples: its columns of cols, its slice of W·cols into the buffer, then
+      // bias and layout into y. The columns are kept for the backward pass when the op will
+      // be recorded; otherwise (inference, NoGradGuard) each chunk's columns go to the
+      // thread's buffer after its product's slice, and the (C·kh·kw, N·Ho·Wo) matrix is never
+      // formed (the same products, so the same bits).
       const T* bp = b.defined() ? b.value().data() : nullptr;
-      cols = Tensor<T>(Shape{K, P});
-      detail::for_sample_chunks<T>(g.n, g.o * hw, [&](T* buf, std::int64_t n0, std::int64_t n1) {
+      const bool keep_cols = grad_enabled() && (x.requires_grad() || w.requires_grad() || (b.defined() && b.requires_grad()));
+      if (keep_cols) cols = Tensor<T>(Shape{K, P});
+      detail::for_sample_chunks<T>(g.n, (g.o + (keep_cols ? 0 : K)) * hw, [&](T* buf, std::int64_t n0, std::int64_t n1) {
         const std::int64_t cw = (n1 - n0) * hw;
-        detail::im2col_block(x.value().data(), g, cols.data(), P, 0, K, n0, n1);
-        simd::gemm_nn<T>(g.o, cw, K, w.value().data(), K, cols.data() + n0 * hw, P, buf, cw, false);
+        const T* cb = keep_cols ? cols.data() + n0 * hw : buf + g.o * cw;  // the chunk's columns
+        const std::int64_t ldc = keep_cols ? P : cw;
+        if (keep_cols) detail::im2col_block(x.value().data(), g, cols.data(), P, 0, K, n0, n1);
+        else detail::im2col_block(x.value().data(), g, buf + g.o * cw, cw, 0, K, n0, n1, n0);
+        simd::gemm_nn<T>(g.o, cw, K, w.value().data(), K, cb, ldc, buf, cw, false);
         for (std::int64_t n = n0; n < n1; ++n)
           for (std::int64_t o = 0; o < g.o; ++o) {
             const T* src = buf + o * cw + (n - n0) * hw;
