@@ -138,6 +138,44 @@ TEST_CASE_TEMPLATE("batch_norm_relu_dropout: the same bits as batch_norm, relu a
   }
 }
 
+TEST_CASE_TEMPLATE("batch_norm_relu_dropout: not recorded, the same values without the gradient's codes", T, float, double) {
+  // Under NoGradGuard without dropout the op keeps no codes and only rectifies in its epilogue
+  // (inference); with dropout it still draws. Values, running statistics and the generator's
+  // position must be the recorded op's, bit for bit.
+  for (const Shape& s : {Shape{4, 3, 5, 7}, Shape{2, 5, 130}}) {
+    for (const double p : {0.0, 0.3}) {
+      for (const bool training : {true, false}) {
+        CAPTURE(s.str());
+        CAPTURE(p);
+        CAPTURE(training);
+        const std::int64_t C = s[1];
+        auto run = [&](bool recorded) {
+          auto x = rnd<T>(s, 1, true, 2.0);
+          auto g = rnd<T>(Shape{C}, 2), b = rnd<T>(Shape{C}, 3);
+          auto rm = Tensor<T>::full(Shape{C}, T(0.2)), rv = Tensor<T>::full(Shape{C}, T(1.5));
+          Generator gen(7);
+          Var<T> y;
+          if (recorded) {
+            y = batch_norm_relu_dropout(x, g, b, rm, rv, training, 0.1, 1e-5, p, &gen);
+            CHECK(y.requires_grad());
+          } else {
+            NoGradGuard ng;
+            y = batch_norm_relu_dropout(x, g, b, rm, rv, training, 0.1, 1e-5, p, &gen);
+            CHECK(!y.requires_grad());
+          }
+          CHECK(std::string(y.op()) == "batch_norm_relu_dropout");
+          return std::vector<Tensor<T>>{y.value(), rm, rv, Tensor<T>::full(Shape{1}, T(gen.reserve(1)))};
+        };
+        const auto a = run(true), e = run(false);
+        for (std::size_t i = 0; i < a.size(); ++i) {
+          CAPTURE(i);
+          CHECK(test::bitwise_equal(a[i], e[i]));
+        }
+      }
+    }
+  }
+}
+
 TEST_CASE("batch_norm_relu_dropout: gradient check (training, with dropout) and its argument checks") {
   auto x = rnd<double>(Shape{3, 2, 11}, 5, true, 2.0);
   auto g = rnd<double>(Shape{2}, 6), b = rnd<double>(Shape{2}, 7);

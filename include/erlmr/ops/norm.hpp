@@ -274,11 +274,22 @@ Var<T> batch_norm_relu_dropout(const Var<T>& x, const Var<T>& gamma, const Var<T
   // in place (without dropout nothing is drawn and the epilogue writes the codes directly).
   // The kept scale is dropout_mask's, 1/(1−p).
   const std::int64_t numel = s.numel();
+  T* yp = y.data();
+  // Not recorded (NoGradGuard, or nothing requires a gradient) and nothing to draw: the rule
+  // and its codes would be dropped, so the epilogue only rectifies (inference).
+  const bool recorded = grad_enabled() && (x.requires_grad() || gamma.requires_grad() || beta.requires_grad());
+  if (!recorded && !drop) {
+    detail::batch_norm_forward(x.value(), gamma.value(), beta.value(), running_mean, running_var, training, momentum, eps, d, inv,
+                               mean_used, y, [yp](std::int64_t k, std::int64_t len) {
+                                 T* __restrict yk = yp + k;
+                                 for (std::int64_t i = 0; i < len; ++i) yk[i] = yk[i] < T(0) ? T(0) : yk[i];
+                               });
+    return record("batch_norm_relu_dropout", y, [](const Tensor<T>&) {}, x, gamma, beta);  // (not kept: nothing needs it)
+  }
   Tensor<T> gate(Shape{(numel + std::int64_t(sizeof(T)) - 1) / std::int64_t(sizeof(T))});
   auto* gp = reinterpret_cast<std::uint8_t*>(gate.data());
   const T ks = drop ? T(1) / T(1 - p) : T(1);
   if (drop) detail::dropout_keep_into<std::uint8_t>(*gen, numel, p, gp, 2);
-  T* yp = y.data();
   detail::batch_norm_forward(x.value(), gamma.value(), beta.value(), running_mean, running_var, training, momentum, eps, d, inv,
                              mean_used, y, [gp, yp, drop, ks](std::int64_t k, std::int64_t len) {
                                T* __restrict yk = yp + k;
