@@ -22,9 +22,11 @@
 # keeps freed memory mapped (mmap threshold 32 MiB, trim threshold 4 GiB, top pad 256 MiB).
 # With glibc's defaults PyTorch's CPU allocator hands its large blocks back to the kernel when
 # they are freed and takes fresh ones the next step: about 44 000 page faults per fused batch-16
-# step, which on a virtual machine can be most of its step time (2026-11-28: ~500 ms per step
-# against ~200 ms kept). erlmr keeps its own blocks (HostBlockCache), so it is unaffected.
-# --malloc default leaves glibc as it is (the tables in docs/performance.md before 2026-11-28).
+# step, which on a virtual machine can be most of its step time (2026-11-28: 540–650 ms per
+# step against 200–275 ms kept). erlmr keeps its own blocks (HostBlockCache), so it is
+# unaffected. kept replaces any GLIBC_TUNABLES of the caller's; --malloc default leaves the
+# environment as it is (glibc's defaults unless the caller set GLIBC_TUNABLES; the setting of
+# the tables in docs/performance.md before 2026-11-28).
 #
 # Progress goes to stderr; the report (machine, versions, table) to stdout.
 set -euo pipefail
@@ -38,7 +40,7 @@ CONFIGS="fused-b16,fused-b64,faithful-b16,faithful-b64,joint-b16,joint-b64,infer
 ERLMR="${ERLMR_STEP_BENCH:-$ROOT/build/bench/erlmr_step_bench}"
 PY="${PYTHON:-/usr/bin/python3}"
 
-usage() { sed -n '2,28p' "$0" | sed 's/^# \{0,1\}//'; }
+usage() { sed -n '2,31p' "$0" | sed 's/^# \{0,1\}//'; }
 
 while [ $# -gt 0 ]; do
   case "$1" in
@@ -67,7 +69,7 @@ trap 'rm -rf "$TMP"' EXIT
 # PyTorch's environment: the two OpenBLAS tuning variables removed, thread counts pinned.
 # shellcheck disable=SC2206
 PT_ENV=(env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE OMP_NUM_THREADS="$THREADS"
-        OPENBLAS_NUM_THREADS="$THREADS" "${MALLOC_ENV[@]}" ${PYTORCH_EXTRA_ENV:-})
+        OPENBLAS_NUM_THREADS="$THREADS" ${MALLOC_ENV[@]+"${MALLOC_ENV[@]}"} ${PYTORCH_EXTRA_ENV:-})
 
 # ---- header --------------------------------------------------------------------------------
 model="$(lscpu | sed -n 's/^Model name:[[:space:]]*//p' | head -1)"
@@ -106,7 +108,7 @@ echo
 run_one() {
   local side="$1" cfg="$2" round="$3" out rc=0
   if [ "$side" = erlmr ]; then
-    out="$(env "${MALLOC_ENV[@]}" "$ERLMR" --config "$cfg" --threads "$THREADS" --seconds "$SECONDS_PER_RUN" 2>"$TMP/err")" || rc=$?
+    out="$(env ${MALLOC_ENV[@]+"${MALLOC_ENV[@]}"} "$ERLMR" --config "$cfg" --threads "$THREADS" --seconds "$SECONDS_PER_RUN" 2>"$TMP/err")" || rc=$?
   else
     out="$("${PT_ENV[@]}" "$PY" "$BENCH_PY" --config "$cfg" --threads "$THREADS" \
            --seconds "$SECONDS_PER_RUN" 2>"$TMP/err")" || rc=$?

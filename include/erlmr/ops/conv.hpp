@@ -340,21 +340,21 @@ Var<T> conv2d(const Var<T>& x, const Var<T>& w, const Var<T>& b = Var<T>(), std:
         const bool want_b = b.defined() && b.requires_grad();
         if (w.requires_grad()) gw = Tensor<T>(w.shape());
         if (want_b) gb = Tensor<T>(b.shape());
-        detail::conv_weight_bias_grads<T>(gy.data(), g, cols.data(), w.requires_grad() ? gw.data() : nullptr,
+        detail::conv_weight_bias_grads<T>(gy.data(), g, w.requires_grad() ? cols.data() : nullptr, w.requires_grad() ? gw.data() : nullptr,
                                           want_b ? gb.data() : nullptr);
         if (w.requires_grad()) add_grad(w, std::move(gw));
         if (want_b) add_grad(b, std::move(gb));
         return;
       }
     }
-    if (wide_patch) {
+    if (wide_patch && simd::gemm_available()) {  // (SIMD switched off since the forward: product_abt's Eigen route below)
       if constexpr (RealScalar<T>) {
         const bool want_w = w.requires_grad(), want_x = x.requires_grad(), want_b = b.defined() && b.requires_grad();
         Tensor<T> gw, gx, gb;
         if (want_w) gw = Tensor<T>(w.shape());
         if (want_x) gx = Tensor<T>(x.shape());
         if (want_b) gb = Tensor<T>(b.shape());
-        detail::conv_wide_patch_grads<T>(gy.data(), g, cols.data(), w.value().data(), want_w ? gw.data() : nullptr,
+        detail::conv_wide_patch_grads<T>(gy.data(), g, want_w ? cols.data() : nullptr, w.value().data(), want_w ? gw.data() : nullptr,
                                          want_x ? gx.data() : nullptr, want_b ? gb.data() : nullptr);
         if (want_w) add_grad(w, std::move(gw));
         if (want_x) add_grad(x, std::move(gx));

@@ -95,8 +95,10 @@ inline void transpose_8x8(const float* s, std::int64_t lds, float* d, std::int64
 
 // dst (cols × rows) = srcᵀ for a row-major src (rows × cols): 32 × 32 tiles (each read
 // and written through L1), parallel over bands of dst rows; float tiles by 8 × 8 blocks in
-// registers where the target has AVX (2–2.5× the element loop's rate on (64 × 198) and
-// (256 × 3168)), their edges element by element. A copy: exact in any split.
+// registers where the target has AVX (1.9–2.7× the element loop's rate on (64 × 198),
+// (256 × 3168) and (1584 × 256), hot), their edges element by element. A copy: exact in any
+// split, so translation units built with and without AVX (a CUDA host file, a build without
+// -march=native) compute the same result by different code.
 template <class R> void transpose_into(const R* src, std::int64_t rows, std::int64_t cols, R* dst) {
   constexpr std::int64_t T = 32;
   CpuDevice::parallel_for((cols + T - 1) / T, 1, [=](std::int64_t b0, std::int64_t b1) {
