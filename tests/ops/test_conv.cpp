@@ -6,6 +6,16 @@ using test::check_grad;
 using test::rnd;
 
 namespace {
+// Sets the pool's thread count for a scope and restores it on every way out (a failed
+// REQUIRE too).
+struct ThreadCount {
+  int saved = ThreadPool::instance().num_threads();
+  explicit ThreadCount(int n) { ThreadPool::instance().set_num_threads(n); }
+  ~ThreadCount() { ThreadPool::instance().set_num_threads(saved); }
+  ThreadCount(const ThreadCount&) = delete;
+  ThreadCount& operator=(const ThreadCount&) = delete;
+};
+
 // Direct definition of cross-correlation, for reference.
 template <class T>
 Tensor<T> naive_conv(const Tensor<T>& x, const Tensor<T>& w, const Tensor<T>& b, int sh, int sw, int ph, int pw) {
@@ -92,11 +102,7 @@ TEST_CASE("conv2d: products by chunks of samples give the whole-matrix products'
   if (!simd::gemm_available()) return;
   for (const int threads : {1, 2}) {
     CAPTURE(threads);
-    struct Threads {  // restored on every way out (a failed REQUIRE too)
-      int saved = ThreadPool::instance().num_threads();
-      explicit Threads(int n) { ThreadPool::instance().set_num_threads(n); }
-      ~Threads() { ThreadPool::instance().set_num_threads(saved); }
-    } scope(threads);
+    const ThreadCount scope(threads);
     auto x = rnd<float>(Shape{12, 8, 40, 30}, 12), w = rnd<float>(Shape{4, 8, 3, 3}, 13), b = rnd<float>(Shape{4}, 14);
     const auto g = detail::conv_geometry(x.shape(), w.shape(), {1, 1}, {1, 1});
     REQUIRE(detail::conv_chunked<float>(g));
@@ -137,11 +143,7 @@ TEST_CASE("conv2d: without a graph the columns stay in the chunk buffers, with t
     REQUIRE(detail::conv_chunked<float>(detail::conv_geometry(l.xs, l.ws, {1, 1}, {0, 0})));
     for (const int threads : {1, 2}) {
       CAPTURE(threads);
-      struct Threads {
-        int saved = ThreadPool::instance().num_threads();
-        explicit Threads(int n) { ThreadPool::instance().set_num_threads(n); }
-        ~Threads() { ThreadPool::instance().set_num_threads(saved); }
-      } scope(threads);
+      const ThreadCount scope(threads);
       const auto recorded = conv2d(x, w, b);
       REQUIRE(recorded.requires_grad());
       Var<float> y_free;
@@ -189,11 +191,7 @@ TEST_CASE_TEMPLATE("conv2d: a first layer's weight and bias gradients, read from
     rb.data()[o] = s;
   }
   auto run = [&](int threads, const Var<T>& wv, const Var<T>& bv) {
-    struct Threads {
-      int saved = ThreadPool::instance().num_threads();
-      explicit Threads(int n) { ThreadPool::instance().set_num_threads(n); }
-      ~Threads() { ThreadPool::instance().set_num_threads(saved); }
-    } scope(threads);
+    const ThreadCount scope(threads);
     wv.zero_grad();
     if (bv.defined()) bv.zero_grad();
     backward(conv2d(x, wv, bv), false, &gy);
@@ -261,11 +259,7 @@ TEST_CASE_TEMPLATE("conv2d: a wide patch's gradients, read from the output gradi
   }
   for (const int threads : {1, 2}) {
     CAPTURE(threads);
-    struct Threads {  // restored on every way out (a failed REQUIRE too)
-      int saved = ThreadPool::instance().num_threads();
-      explicit Threads(int n) { ThreadPool::instance().set_num_threads(n); }
-      ~Threads() { ThreadPool::instance().set_num_threads(saved); }
-    } scope(threads);
+    const ThreadCount scope(threads);
     x.zero_grad();
     w.zero_grad();
     b.zero_grad();

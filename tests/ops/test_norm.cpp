@@ -103,7 +103,9 @@ TEST_CASE("dropout: complex parts get independent masks") {
 
 TEST_CASE_TEMPLATE("batch_norm_relu_dropout: the same bits as batch_norm, relu and dropout one after another", T, float, double) {
   // Shapes with segments shorter and longer than a SIMD vector and a mask that spans
-  // several 64-wide Philox groups; training with and without dropout, and evaluation.
+  // several 64-wide Philox groups; training with and without dropout, and evaluation. Also
+  // the op not recorded (NoGradGuard: without dropout it keeps no gradient codes and only
+  // rectifies): the same values, running statistics and generator position.
   for (const Shape& s : {Shape{4, 3, 5, 7}, Shape{2, 5, 130}, Shape{3, 2}}) {
     for (const double p : {0.0, 0.3}) {
       for (const bool training : {true, false}) {
@@ -111,13 +113,19 @@ TEST_CASE_TEMPLATE("batch_norm_relu_dropout: the same bits as batch_norm, relu a
         CAPTURE(p);
         CAPTURE(training);
         const std::int64_t C = s[1];
-        auto run = [&](bool fused) {
+        auto run = [&](bool fused, bool recorded = true) {
           auto x = rnd<T>(s, 1, true, 2.0);
           auto g = rnd<T>(Shape{C}, 2), b = rnd<T>(Shape{C}, 3);
           auto rm = Tensor<T>::full(Shape{C}, T(0.2)), rv = Tensor<T>::full(Shape{C}, T(1.5));
           Generator gen(7);
           gen.reserve(13);  // not at a block boundary: the scalar edges of the mask path too
           Var<T> y;
+          if (!recorded) {
+            NoGradGuard ng;
+            y = batch_norm_relu_dropout(x, g, b, rm, rv, training, 0.1, 1e-5, p, &gen);
+            CHECK(!y.requires_grad());
+            return std::vector<Tensor<T>>{y.value(), rm, rv, Tensor<T>::full(Shape{1}, T(gen.reserve(1)))};
+          }
           if (fused) {
             y = batch_norm_relu_dropout(x, g, b, rm, rv, training, 0.1, 1e-5, p, &gen);
           } else {
@@ -128,48 +136,15 @@ TEST_CASE_TEMPLATE("batch_norm_relu_dropout: the same bits as batch_norm, relu a
           backward(sum(mul(y, w)));
           return std::vector<Tensor<T>>{y.value(), rm, rv, x.grad(), g.grad(), b.grad(), Tensor<T>::full(Shape{1}, T(gen.reserve(1)))};
         };
-        const auto a = run(true), e = run(false);
+        const auto a = run(true), e = run(false), f = run(true, false);
         for (std::size_t i = 0; i < a.size(); ++i) {
           CAPTURE(i);
           CHECK(test::bitwise_equal(a[i], e[i]));
         }
-      }
-    }
-  }
-}
-
-TEST_CASE_TEMPLATE("batch_norm_relu_dropout: not recorded, the same values without the gradient's codes", T, float, double) {
-  // Under NoGradGuard without dropout the op keeps no codes and only rectifies in its epilogue
-  // (inference); with dropout it still draws. Values, running statistics and the generator's
-  // position must be the recorded op's, bit for bit.
-  for (const Shape& s : {Shape{4, 3, 5, 7}, Shape{2, 5, 130}}) {
-    for (const double p : {0.0, 0.3}) {
-      for (const bool training : {true, false}) {
-        CAPTURE(s.str());
-        CAPTURE(p);
-        CAPTURE(training);
-        const std::int64_t C = s[1];
-        auto run = [&](bool recorded) {
-          auto x = rnd<T>(s, 1, true, 2.0);
-          auto g = rnd<T>(Shape{C}, 2), b = rnd<T>(Shape{C}, 3);
-          auto rm = Tensor<T>::full(Shape{C}, T(0.2)), rv = Tensor<T>::full(Shape{C}, T(1.5));
-          Generator gen(7);
-          Var<T> y;
-          if (recorded) {
-            y = batch_norm_relu_dropout(x, g, b, rm, rv, training, 0.1, 1e-5, p, &gen);
-            CHECK(y.requires_grad());
-          } else {
-            NoGradGuard ng;
-            y = batch_norm_relu_dropout(x, g, b, rm, rv, training, 0.1, 1e-5, p, &gen);
-            CHECK(!y.requires_grad());
-          }
-          CHECK(std::string(y.op()) == "batch_norm_relu_dropout");
-          return std::vector<Tensor<T>>{y.value(), rm, rv, Tensor<T>::full(Shape{1}, T(gen.reserve(1)))};
-        };
-        const auto a = run(true), e = run(false);
-        for (std::size_t i = 0; i < a.size(); ++i) {
+        const std::size_t same_as[] = {0, 1, 2, 6};  // y, running mean and variance, generator position
+        for (std::size_t i = 0; i < f.size(); ++i) {
           CAPTURE(i);
-          CHECK(test::bitwise_equal(a[i], e[i]));
+          CHECK(test::bitwise_equal(f[i], a[same_as[i]]));
         }
       }
     }
