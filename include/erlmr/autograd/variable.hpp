@@ -261,9 +261,12 @@ class Var {
 };
 
 // ---- recording ops ------------------------------------------------------------
-namespace detail {
-template <class V> bool any_requires_grad(const V& v) { return v.requires_grad(); }
-}  // namespace detail
+// Whether record() with these parents keeps the op's rule: grad mode is on and a parent
+// requires a gradient (an undefined Var, such as an absent bias, requires none). An op that
+// keeps tensors only for its rule asks this first and skips them when the answer is no.
+template <class... Parents> bool will_record(const Parents&... parents) {
+  return grad_enabled() && (false || ... || parents.requires_grad());
+}
 
 // Creates the result node of an op. `rule` receives the adjoint of the result
 // and adds into the parents' adjoints (with add_grad below). No node is
@@ -271,7 +274,7 @@ template <class V> bool any_requires_grad(const V& v) { return v.requires_grad()
 template <class T, class D, class Rule, class... Parents>
 Var<T, D> record(const char* op, Tensor<T, D> value, Rule&& rule, const Parents&... parents) {
   profile::on_record(op);
-  const bool needs = grad_enabled() && (false || ... || parents.requires_grad());
+  const bool needs = will_record(parents...);
   auto n = std::allocate_shared<Node<T, D>>(PoolAllocator<Node<T, D>>());
   n->value = std::move(value);
   n->op = op;

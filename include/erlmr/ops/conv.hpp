@@ -294,7 +294,7 @@ Var<T> conv2d(const Var<T>& x, const Var<T>& w, const Var<T>& b = Var<T>(), std:
       // thread's buffer after its product's slice, and the (C·kh·kw, N·Ho·Wo) matrix is never
       // formed (the same products, so the same bits).
       const T* bp = b.defined() ? b.value().data() : nullptr;
-      const bool keep_cols = grad_enabled() && (x.requires_grad() || w.requires_grad() || (b.defined() && b.requires_grad()));
+      const bool keep_cols = will_record(x, w, b);
       if (keep_cols) cols = Tensor<T>(Shape{K, P});
       detail::for_sample_chunks<T>(g.n, (g.o + (keep_cols ? 0 : K)) * hw, [&](T* buf, std::int64_t n0, std::int64_t n1) {
         const std::int64_t cw = (n1 - n0) * hw;

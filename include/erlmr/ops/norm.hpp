@@ -277,8 +277,7 @@ Var<T> batch_norm_relu_dropout(const Var<T>& x, const Var<T>& gamma, const Var<T
   T* yp = y.data();
   // Not recorded (NoGradGuard, or nothing requires a gradient) and nothing to draw: the rule
   // and its codes would be dropped, so the epilogue only rectifies (inference).
-  const bool recorded = grad_enabled() && (x.requires_grad() || gamma.requires_grad() || beta.requires_grad());
-  if (!recorded && !drop) {
+  if (!will_record(x, gamma, beta) && !drop) {
     detail::batch_norm_forward(x.value(), gamma.value(), beta.value(), running_mean, running_var, training, momentum, eps, d, inv,
                                mean_used, y, [yp](std::int64_t k, std::int64_t len) {
                                  T* __restrict yk = yp + k;
