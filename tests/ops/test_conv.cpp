@@ -290,6 +290,76 @@ TEST_CASE_TEMPLATE("conv2d: a wide patch's gradients, read from the output gradi
   }
 }
 
+TEST_CASE_TEMPLATE("conv2d: a pointwise layer's products read x, gy and gx in place", T, float, double) {
+  // A 1 × 1 kernel with stride 1 and no padding (the sensor encoder's 64 → 32 and 32 → 16
+  // layers): x is its own column matrix, sample by sample, so the products read x, y, gy and gx
+  // where they are (conv_pointwise). Against the whole-matrix lowering: the output and the
+  // input gradient are its bits (the same chains); the weight gradient is the bits of
+  // gemm_nn(C, O, P)'s cols·Gᵀ transposed (one chain over all positions in order); the bias
+  // gradient adds each sample's per-channel sum in sample order. 1 and 2 threads; subsets of
+  // the three gradients; gradcheck in float64.
+  if (!simd::gemm_available()) return;
+  using Seg = Eigen::Map<const Eigen::Array<T, Eigen::Dynamic, 1>>;
+  const std::int64_t N = 5, C = 24, O = 12;
+  auto x = rnd<T>(Shape{N, C, 2, 11}, 51), w = rnd<T>(Shape{O, C, 1, 1}, 52), b = rnd<T>(Shape{O}, 53);
+  const auto g = detail::conv_geometry(x.shape(), w.shape(), {1, 1}, {0, 0});
+  const std::int64_t K = g.patch(), P = g.positions(), hw = g.ho * g.wo;
+  REQUIRE(detail::conv_chunked<T>(g));
+  REQUIRE(detail::conv_pointwise<T>(g, true));
+  const Tensor<T> gy = rnd<T>(Shape{N, O, 2, 11}, 54, false).value();
+  // The references, from the whole (C × N·HW) column matrix and the permuted G.
+  const Tensor<T> cols = detail::im2col(x.value(), g);
+  Tensor<T> yt(Shape{O, P}), ry(Shape{N, O, 2, 11}), gt(Shape{O, P}), gtt(Shape{P, O}), wt(Shape{K, O}), gc(Shape{K, P}), ct(Shape{K, O}),
+      rw(Shape{O, K}), rb(Shape{O});
+  simd::gemm_nn<T>(O, P, K, w.value().data(), K, cols.data(), P, yt.data(), P, false);
+  for (std::int64_t o = 0; o < O; ++o)
+    for (std::int64_t k = 0; k < P; ++k) yt.data()[o * P + k] += b.value().data()[o];
+  detail::permute_onhw(yt.data(), ry.data(), N, O, hw, true);
+  detail::permute_onhw(gy.data(), gt.data(), N, O, hw, false);
+  detail::transpose_into(w.value().data(), O, K, wt.data());
+  simd::gemm_nn<T>(K, P, O, wt.data(), O, gt.data(), P, gc.data(), P, false);
+  const Tensor<T> rx = detail::col2im(gc, g, x.shape());
+  detail::transpose_into(gt.data(), O, P, gtt.data());
+  simd::gemm_nn<T>(K, O, P, cols.data(), P, gtt.data(), O, ct.data(), O, false);
+  detail::transpose_into(ct.data(), K, O, rw.data());
+  for (std::int64_t o = 0; o < O; ++o) {
+    T acc = 0;
+    for (std::int64_t n = 0; n < N; ++n) acc += Seg(gy.data() + (n * O + o) * hw, hw).sum();
+    rb.data()[o] = acc;
+  }
+  for (const int threads : {1, 2}) {
+    CAPTURE(threads);
+    const ThreadCount scope(threads);
+    x.zero_grad();
+    w.zero_grad();
+    b.zero_grad();
+    const auto y = conv2d(x, w, b);
+    CHECK(test::bitwise_equal(y.value(), ry));
+    backward(y, false, &gy);
+    CHECK(test::bitwise_equal(w.grad(), rw.reshape(w.shape())));
+    CHECK(test::bitwise_equal(x.grad(), rx));
+    CHECK(test::bitwise_equal(b.grad(), rb));
+    // Only some of the three wanted: the input alone; the weight without a bias; the bias alone.
+    Var<T> wc(w.value(), false), xc(x.value(), false);
+    x.zero_grad();
+    backward(conv2d(x, wc), false, &gy);
+    CHECK(test::bitwise_equal(x.grad(), rx));
+    w.zero_grad();
+    backward(conv2d(xc, w), false, &gy);
+    CHECK(test::bitwise_equal(w.grad(), rw.reshape(w.shape())));
+    CHECK(!xc.grad().defined());
+    b.zero_grad();
+    backward(conv2d(xc, wc, b), false, &gy);
+    CHECK(test::bitwise_equal(b.grad(), rb));
+  }
+  if constexpr (std::is_same_v<T, double>) {
+    CHECK(test::max_abs_diff(conv2d(x, w, b).value(), naive_conv(x.value(), w.value(), b.value(), 1, 1, 0, 0)) < 1e-12);
+    auto xs = rnd<T>(Shape{2, 3, 2, 5}, 55), ws = rnd<T>(Shape{4, 3, 1, 1}, 56), bs = rnd<T>(Shape{4}, 57);
+    REQUIRE(detail::conv_pointwise<T>(detail::conv_geometry(xs.shape(), ws.shape(), {1, 1}, {0, 0}), true));
+    check_grad([&] { return conv2d(xs, ws, bs); }, xs, ws, bs);
+  }
+}
+
 TEST_CASE("conv2d: shape errors") {
   auto x = rnd<double>(Shape{2, 3, 6, 5}, 1), w = rnd<double>(Shape{4, 2, 3, 3}, 2);
   CHECK_THROWS_WITH_AS(conv2d(x, w), "conv2d: input (2, 3, 6, 5) and weight (4, 2, 3, 3) are not (N, C, H, W) and (O, C, kh, kw)",

@@ -274,6 +274,68 @@ void conv_wide_patch_grads(const T* gy, const Conv2dGeometry& g, const T* cols, 
       }
     });
 }
+// A pointwise layer (1 × 1 kernel, stride 1, no padding, chunked path: the sensor encoder's
+// 64 → 32 and 32 → 16 layers) has cols = x: sample n's columns are x's (C × HW) block. Its
+// products read x, y, gy and gx in place, sample by sample, so neither im2col's copy of x,
+// nor the permuted G, nor col2im's copy is made:
+//   Y_n   = W·X_n (+ b)            gemm_nn(O, HW, C): the chunked path's chains, the same bits;
+//   G_x,n = Wᵀ·G_n                 gemm_nn(C, HW, O): the same bits as the chunked path;
+//   G_W   = Σ_n G_n·X_nᵀ           gemm_nn(O-block, C, HW) per sample, added in sample order,
+//                                  with X_nᵀ from xt (P × C, formed by the forward pass): each
+//                                  element one chain over all N·HW positions in order, the
+//                                  bits of gemm_nn(C, O, P)'s (cols·Gᵀ) (product_abt's route for
+//                                  long patches; shorter ones went through gemm_nt, whose
+//                                  lanes sum in another order);
+//   G_b[o] = Σ_n Σ_k gy[n, o, k]   each sample's sum added in sample order (as the wide patch).
+// G_W and G_b are parallel over blocks of output channels (each block's rows are independent),
+// G_x over samples.
+template <class T> bool conv_pointwise(const Conv2dGeometry& g, bool chunked) {
+  return chunked && g.kh == 1 && g.kw == 1 && g.sh == 1 && g.sw == 1 && g.ph == 0 && g.pw == 0;
+}
+// xt (P × C): each sample's (C × HW) block of x transposed.
+template <RealScalar T> void pointwise_transpose(const T* x, const Conv2dGeometry& g, T* xt) {
+  const std::int64_t hw = g.h * g.w;
+  CpuDevice::parallel_for(g.n, 1, [=](std::int64_t n0, std::int64_t n1) {
+    for (std::int64_t n = n0; n < n1; ++n) transpose_into(x + n * g.c * hw, g.c, hw, xt + n * hw * g.c);  // (serial inside)
+  });
+}
+template <RealScalar T> void pointwise_forward(const T* x, const T* w, const T* b, const Conv2dGeometry& g, T* y) {
+  const std::int64_t hw = g.h * g.w;
+  CpuDevice::parallel_for(g.n, 1, [=](std::int64_t n0, std::int64_t n1) {
+    for (std::int64_t n = n0; n < n1; ++n) {
+      T* yn = y + n * g.o * hw;
+      simd::gemm_nn<T>(g.o, hw, g.c, w, g.c, x + n * g.c * hw, hw, yn, hw, false);
+      if (b)
+        for (std::int64_t o = 0; o < g.o; ++o) {
+          const T bo = b[o];
+          for (std::int64_t k = 0; k < hw; ++k) yn[o * hw + k] += bo;
+        }
+    }
+  });
+}
+template <RealScalar T>
+void pointwise_grads(const T* gy, const Conv2dGeometry& g, const T* xt, const T* w, T* gw, T* gx, T* gb) {
+  const std::int64_t N = g.n, O = g.o, C = g.c, hw = g.h * g.w;
+  using Seg = Eigen::Map<const Eigen::Array<T, Eigen::Dynamic, 1>>;
+  if (gw || gb)
+    CpuDevice::parallel_for(O, CpuDevice::block_grain(O), [&](std::int64_t o0, std::int64_t o1) {
+      if (gw && N == 0) std::fill(gw + o0 * C, gw + o1 * C, T(0));
+      if (gb) std::fill(gb + o0, gb + o1, T(0));
+      for (std::int64_t n = 0; n < N; ++n) {
+        const T* gn = gy + (n * O + o0) * hw;
+        if (gw) simd::gemm_nn<T>(o1 - o0, C, hw, gn, hw, xt + n * hw * C, C, gw + o0 * C, C, n > 0);
+        if (gb)
+          for (std::int64_t o = o0; o < o1; ++o) gb[o] += Seg(gn + (o - o0) * hw, hw).sum();
+      }
+    });
+  if (gx) {
+    Tensor<T> wt(Shape{C, O});
+    transpose_into(w, O, C, wt.data());
+    CpuDevice::parallel_for(N, 1, [&](std::int64_t n0, std::int64_t n1) {
+      for (std::int64_t n = n0; n < n1; ++n) simd::gemm_nn<T>(C, hw, O, wt.data(), O, gy + n * O * hw, hw, gx + n * C * hw, hw, false);
+    });
+  }
+}
 }  // namespace detail
 
 template <Scalar T>
@@ -286,8 +348,16 @@ Var<T> conv2d(const Var<T>& x, const Var<T>& w, const Var<T>& b = Var<T>(), std:
   const bool chunked = detail::conv_chunked<T>(g);
   Tensor<T> cols;
   Tensor<T> y(Shape{g.n, g.o, g.ho, g.wo});
+  const bool pointwise = detail::conv_pointwise<T>(g, chunked);
+  Tensor<T> xt;  // a pointwise layer's x, sample by sample transposed (P × C), for G_W
   if constexpr (RealScalar<T>) {
-    if (chunked) {
+    if (pointwise) {
+      detail::pointwise_forward<T>(x.value().data(), w.value().data(), b.defined() ? b.value().data() : nullptr, g, y.data());
+      if (will_record(x, w, b) && w.requires_grad()) {
+        xt = Tensor<T>(Shape{P, g.c});
+        detail::pointwise_transpose<T>(x.value().data(), g, xt.data());
+      }
+    } else if (chunked) {
       // Per chunk of samples: its columns of cols, its slice of W·cols into the buffer, then
       // bias and layout into y. The columns are kept for the backward pass when the op will
       // be recorded; otherwise (inference, NoGradGuard) each chunk's columns go to the
@@ -333,7 +403,28 @@ Var<T> conv2d(const Var<T>& x, const Var<T>& w, const Var<T>& b = Var<T>(), std:
   // A wide patch (the sensor encoder's 2 × 2 layer): every product reads G from gy's
   // (N, O, HW) layout, sample by sample, without the permutation (conv_wide_patch_grads).
   const bool wide_patch = chunked && K >= detail::kNtMaxRows && g.o >= detail::kThinMin;
-  auto rule = [x, w, b, g, cols, hw, K, P, chunked, first_layer_shape, wide_patch](const Tensor<T>& gy) {
+  auto rule = [x, w, b, g, cols, xt, hw, K, P, chunked, first_layer_shape, wide_patch, pointwise](const Tensor<T>& gy) {
+    if (pointwise) {  // (gemm_nn was available when the forward chose this path; cols were not formed)
+      if constexpr (RealScalar<T>) {
+        const bool want_w = w.requires_grad(), want_x = x.requires_grad(), want_b = b.defined() && b.requires_grad();
+        Tensor<T> gw, gx, gb, xtw = xt;
+        if (want_w) {
+          gw = Tensor<T>(w.shape());
+          if (!xtw.defined()) {  // w did not want a gradient when the forward ran
+            xtw = Tensor<T>(Shape{P, g.c});
+            detail::pointwise_transpose<T>(x.value().data(), g, xtw.data());
+          }
+        }
+        if (want_x) gx = Tensor<T>(x.shape());
+        if (want_b) gb = Tensor<T>(b.shape());
+        detail::pointwise_grads<T>(gy.data(), g, want_w ? xtw.data() : nullptr, w.value().data(), want_w ? gw.data() : nullptr,
+                                   want_x ? gx.data() : nullptr, want_b ? gb.data() : nullptr);
+        if (want_w) add_grad(w, std::move(gw));
+        if (want_x) add_grad(x, std::move(gx));
+        if (want_b) add_grad(b, std::move(gb));
+        return;
+      }
+    }
     if (first_layer_shape && !x.requires_grad()) {
       if constexpr (RealScalar<T>) {  // (complex T takes the general path below)
         Tensor<T> gw, gb;
