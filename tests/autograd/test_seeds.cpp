@@ -48,6 +48,28 @@ TEST_CASE_TEMPLATE("grad_seeds: each seed's gradients are its own pass's, bit fo
   check_same_as_separate_passes(gs, outs, inputs);
 }
 
+TEST_CASE_TEMPLATE("grad_seeds: batch norm with rectifier and dropout, all seeds channel by channel", R, float, double) {
+  // batch_norm_relu_dropout runs one rule for all seeds (batch_norm_backward_seeds): each
+  // seed's gradients must be its own pass's bits. Two blocks (with dropout, then without), in
+  // training and in evaluation; a third output reaches neither block.
+  for (const bool training : {true, false}) {
+    CAPTURE(training);
+    Generator gen(7);
+    auto x = test::rnd<R>(Shape{4, 3, 2, 5}, 11);
+    auto g1 = test::rnd<R>(Shape{3}, 12), b1 = test::rnd<R>(Shape{3}, 13), g2 = test::rnd<R>(Shape{3}, 14),
+         b2 = test::rnd<R>(Shape{3}, 15), u = test::rnd<R>(Shape{3}, 16);
+    auto rm1 = Tensor<R>::zeros(Shape{3}), rv1 = Tensor<R>::ones(Shape{3}), rm2 = Tensor<R>::zeros(Shape{3}),
+         rv2 = Tensor<R>::ones(Shape{3});
+    auto h = batch_norm_relu_dropout(x, g1, b1, rm1, rv1, training, 0.1, 1e-5, 0.5, &gen);
+    auto h2 = batch_norm_relu_dropout(h, g2, b2, rm2, rv2, training, 0.1, 1e-5, 0.0, nullptr);
+    auto o1 = sum(mul(h2, h2));
+    auto o2 = mean(sin(h2));
+    auto o3 = sum(mul(u, u));
+    const std::vector<Var<R>> outs{o1, o2, o3}, inputs{x, g1, b1, g2, b2, u};
+    check_same_as_separate_passes(grad_seeds<R, R, CpuDevice>(std::span<const Var<R>>(outs), inputs, true), outs, inputs);
+  }
+}
+
 TEST_CASE("grad_seeds: the projection's stacked product past 1024 rows, and with SIMD off") {
   // Three seeds of 2·200 stacked rows each (1200 > kThinMax = 1024: one gemm_nn for all, as each
   // seed's own 400-row product); then the same graph with SIMD off (Eigen, seed by seed).

@@ -101,48 +101,69 @@ void batch_norm_forward(const Tensor<T>& x, const Tensor<T>& gamma, const Tensor
 // split them the same way), so the same bits as gating into a tensor of its own first, without
 // that tensor's trip through memory (the channel's segments are still in cache when G_x
 // overwrites them).
+// One channel of batch_norm_backward (below): G_β[c], G_γ[c] and channel c's segments of gx.
+template <RealScalar T>
+void batch_norm_backward_channel(std::int64_t c, const T* g, const T* x, const Tensor<T>& mean_used, const Tensor<T>& inv,
+                                 const Tensor<T>& gamma, bool training, const BatchNormDims& d, T* gx, T* gg, T* gb,
+                                 const std::uint8_t* gate, T keep_scale) {
+  const std::int64_t N = d.N, C = d.C, inner = d.inner, m = N * inner;
+  using Seg = Eigen::Map<const Eigen::Array<T, Eigen::Dynamic, 1>>;
+  using MSeg = Eigen::Map<Eigen::Array<T, Eigen::Dynamic, 1>>;
+  const T* gsrc = gate ? gx : g;  // where G's segments are read from
+  const T mu = mean_used.data()[c], is = inv.data()[c];
+  T sg = 0, sgx = 0;
+  for (std::int64_t n = 0; n < N; ++n) {
+    const std::int64_t k = (n * C + c) * inner;
+    if (gate) {
+      const T* __restrict gk = g + k;
+      const std::uint8_t* __restrict kk = gate + k;
+      T* __restrict ok = gx + k;
+      const T ks = keep_scale;
+      for (std::int64_t i = 0; i < inner; ++i) {
+        const T f = kk[i] == 2 ? ks : T(0);
+        ok[i] = kk[i] != 0 ? gk[i] * f : T(0);
+      }
+    }
+    const Seg gs(gsrc + k, inner);
+    const auto xs = (Seg(x + k, inner) - mu) * is;
+    sg += gs.sum();
+    sgx += (gs * xs).sum();
+  }
+  gb[c] = sg;
+  gg[c] = sgx;
+  const T a = gamma.data()[c] * is;
+  const T mg = sg / T(m), mgx = sgx / T(m);
+  for (std::int64_t n = 0; n < N; ++n) {
+    const std::int64_t k = (n * C + c) * inner;
+    const Seg gs(gsrc + k, inner);
+    const auto xs = (Seg(x + k, inner) - mu) * is;
+    if (training) MSeg(gx + k, inner) = a * (gs - mg - xs * mgx);
+    else MSeg(gx + k, inner) = a * gs;
+  }
+}
 template <RealScalar T>
 void batch_norm_backward(const T* g, const T* x, const Tensor<T>& mean_used, const Tensor<T>& inv, const Tensor<T>& gamma,
                          bool training, const BatchNormDims& d, Tensor<T>& gx, Tensor<T>& gg, Tensor<T>& gb,
                          const std::uint8_t* gate = nullptr, T keep_scale = T(1)) {
-  const std::int64_t N = d.N, C = d.C, inner = d.inner;  // not a binding: lambdas use them (clang < 16)
-  const std::int64_t m = N * inner;
-  using Seg = Eigen::Map<const Eigen::Array<T, Eigen::Dynamic, 1>>;
-  using MSeg = Eigen::Map<Eigen::Array<T, Eigen::Dynamic, 1>>;
-  const T* gsrc = gate ? gx.data() : g;  // where G's segments are read from
-  CpuDevice::parallel_for(C, CpuDevice::block_grain(C), [&](std::int64_t c0, std::int64_t c1) {
-    for (std::int64_t c = c0; c < c1; ++c) {
-      const T mu = mean_used.data()[c], is = inv.data()[c];
-      T sg = 0, sgx = 0;
-      for (std::int64_t n = 0; n < N; ++n) {
-        const std::int64_t k = (n * C + c) * inner;
-        if (gate) {
-          const T* __restrict gk = g + k;
-          const std::uint8_t* __restrict kk = gate + k;
-          T* __restrict ok = gx.data() + k;
-          const T ks = keep_scale;
-          for (std::int64_t i = 0; i < inner; ++i) {
-            const T f = kk[i] == 2 ? ks : T(0);
-            ok[i] = kk[i] != 0 ? gk[i] * f : T(0);
-          }
-        }
-        const Seg gs(gsrc + k, inner);
-        const auto xs = (Seg(x + k, inner) - mu) * is;
-        sg += gs.sum();
-        sgx += (gs * xs).sum();
-      }
-      gb.data()[c] = sg;
-      gg.data()[c] = sgx;
-      const T a = gamma.data()[c] * is;
-      const T mg = sg / T(m), mgx = sgx / T(m);
-      for (std::int64_t n = 0; n < N; ++n) {
-        const std::int64_t k = (n * C + c) * inner;
-        const Seg gs(gsrc + k, inner);
-        const auto xs = (Seg(x + k, inner) - mu) * is;
-        if (training) MSeg(gx.data() + k, inner) = a * (gs - mg - xs * mgx);
-        else MSeg(gx.data() + k, inner) = a * gs;
-      }
-    }
+  CpuDevice::parallel_for(d.C, CpuDevice::block_grain(d.C), [&](std::int64_t c0, std::int64_t c1) {
+    for (std::int64_t c = c0; c < c1; ++c)
+      batch_norm_backward_channel(c, g, x, mean_used, inv, gamma, training, d, gx.data(), gg.data(), gb.data(), gate, keep_scale);
+  });
+}
+// The rule for several seeds' output gradients at once (grad_seeds): g[s] is seed s's
+// gradient, or null. Channel by channel, every seed's gradients are computed as
+// batch_norm_backward computes them (the same bits) while the channel's x and gate
+// segments are still in cache: x and the gate are read from memory once, not once per seed.
+template <RealScalar T>
+void batch_norm_backward_seeds(const T* const* g, int seeds, const T* x, const Tensor<T>& mean_used, const Tensor<T>& inv,
+                               const Tensor<T>& gamma, bool training, const BatchNormDims& d, Tensor<T>* gx, Tensor<T>* gg,
+                               Tensor<T>* gb, const std::uint8_t* gate, T keep_scale) {
+  CpuDevice::parallel_for(d.C, CpuDevice::block_grain(d.C), [&](std::int64_t c0, std::int64_t c1) {
+    for (std::int64_t c = c0; c < c1; ++c)
+      for (int s = 0; s < seeds; ++s)
+        if (g[s])
+          batch_norm_backward_channel(c, g[s], x, mean_used, inv, gamma, training, d, gx[s].data(), gg[s].data(), gb[s].data(), gate,
+                                      keep_scale);
   });
 }
 }  // namespace detail
@@ -317,7 +338,30 @@ Var<T> batch_norm_relu_dropout(const Var<T>& x, const Var<T>& gamma, const Var<T
     add_grad(gamma, std::move(gg));
     add_grad(beta, std::move(gb));
   };
-  return record("batch_norm_relu_dropout", y, rule, x, gamma, beta);
+  // grad_seeds: all seeds channel by channel (batch_norm_backward_seeds), the same bits.
+  auto seeds_rule = [x, gamma, beta, mean_used, inv, gate, ks, training, d](const Tensor<T>* const* adj, int seeds) {
+    Tensor<T> gx[kMaxSeeds], gg[kMaxSeeds], gb[kMaxSeeds];
+    const T* gs[kMaxSeeds] = {};
+    for (int s = 0; s < seeds; ++s)
+      if (adj[s]) {
+        gs[s] = adj[s]->data();
+        gx[s] = Tensor<T>(x.shape());
+        gg[s] = Tensor<T>(Shape{d.C});
+        gb[s] = Tensor<T>(Shape{d.C});
+      }
+    detail::batch_norm_backward_seeds(gs, seeds, x.value().data(), mean_used, inv, gamma.value(), training, d, gx, gg, gb,
+                                      reinterpret_cast<const std::uint8_t*>(gate.data()), ks);
+    for (int s = 0; s < seeds; ++s)
+      if (adj[s]) {
+        const detail::ActiveSeed active(s);
+        add_grad(x, std::move(gx[s]));
+        add_grad(gamma, std::move(gg[s]));
+        add_grad(beta, std::move(gb[s]));
+      }
+  };
+  auto v = record("batch_norm_relu_dropout", y, rule, x, gamma, beta);
+  record_seeds(v, seeds_rule);
+  return v;
 }
 
 }  // namespace erlmr
