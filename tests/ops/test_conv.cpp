@@ -231,56 +231,84 @@ TEST_CASE_TEMPLATE("conv2d: a first layer's weight and bias gradients, read from
 TEST_CASE_TEMPLATE("conv2d: a wide patch's gradients, read from the output gradient in place", T, float, double) {
   // K = C·kh·kw ≥ kNtMaxRows (the sensor encoder's 64 → 64, 2 × 2 layer, narrowed): the rule
   // reads G from gy's (N, O, HW) layout (conv_wide_patch_grads), never permuting it. Its
-  // weight and input gradients are the bits of the whole-matrix path's products on the
-  // permuted G (product_abt, one gemm_nn of Wᵀ·G, col2im); its bias gradient adds each
-  // sample's per-channel sum in sample order. Same bits with one thread and with two;
-  // against the definition in float64 (gradcheck).
+  // weight gradient is the bits of the whole-matrix path's product on the permuted G
+  // (product_abt); its bias gradient adds each sample's per-channel sum in sample order. Its
+  // input gradient: with two input rows (one output row) the shifted products' chains
+  // (conv_shifted_input_grad: for each element one FMA chain over o for j = 0, continued for
+  // j = 1, checked against that chain written out with std::fma); with three input rows the
+  // whole-matrix path's bits (one gemm_nn of Wᵀ·G, col2im). Same bits with one thread and
+  // with two; against the definition in float64 (gradcheck).
   if (!simd::gemm_available()) return;
-  using Seg = Eigen::Map<const Eigen::Array<T, Eigen::Dynamic, 1>>;
-  const std::int64_t N = 5, C = 64, O = 16;
-  auto x = rnd<T>(Shape{N, C, 2, 23}, 31), w = rnd<T>(Shape{O, C, 2, 2}, 32), b = rnd<T>(Shape{O}, 33);
-  const auto g = detail::conv_geometry(x.shape(), w.shape(), {1, 1}, {0, 0});
-  const std::int64_t K = g.patch(), P = g.positions(), hw = g.ho * g.wo;
-  REQUIRE(detail::conv_chunked<T>(g));
-  REQUIRE(K >= detail::kNtMaxRows);
-  const Tensor<T> gy = rnd<T>(Shape{N, O, 1, 22}, 34, false).value();
-  // The references.
-  const Tensor<T> cols = detail::im2col(x.value(), g);
-  Tensor<T> gt(Shape{O, P}), wt(Shape{K, O}), gc(Shape{K, P}), rw(Shape{O, K}), rb(Shape{O});
-  detail::permute_onhw(gy.data(), gt.data(), N, O, hw, false);
-  detail::product_abt<T>(detail::mmat(rw, O, K), detail::cmat(gt, O, P), detail::cmat(cols, K, P));
-  detail::transpose_into(w.value().data(), O, K, wt.data());
-  simd::gemm_nn<T>(K, P, O, wt.data(), O, gt.data(), P, gc.data(), P, false);
-  const Tensor<T> rx = detail::col2im(gc, g, x.shape());
-  for (std::int64_t o = 0; o < O; ++o) {
-    T acc = 0;
-    for (std::int64_t n = 0; n < N; ++n) acc += Seg(gy.data() + (n * O + o) * hw, hw).sum();
-    rb.data()[o] = acc;
-  }
-  for (const int threads : {1, 2}) {
-    CAPTURE(threads);
-    const ThreadCount scope(threads);
-    x.zero_grad();
-    w.zero_grad();
-    b.zero_grad();
-    backward(conv2d(x, w, b), false, &gy);
-    CHECK(test::bitwise_equal(w.grad(), rw.reshape(w.shape())));
-    CHECK(test::bitwise_equal(x.grad(), rx));
-    CHECK(test::bitwise_equal(b.grad(), rb));
-    // Only some of the three wanted: the input alone; the weight without a bias.
-    Var<T> wc(w.value(), false), xc(x.value(), false);
-    x.zero_grad();
-    backward(conv2d(x, wc), false, &gy);
-    CHECK(test::bitwise_equal(x.grad(), rx));
-    w.zero_grad();
-    backward(conv2d(xc, w), false, &gy);
-    CHECK(test::bitwise_equal(w.grad(), rw.reshape(w.shape())));
-    CHECK(!xc.grad().defined());
-    b.zero_grad();
-    backward(conv2d(xc, wc, b), false, &gy);  // the bias alone
-    CHECK(test::bitwise_equal(b.grad(), rb));
+  for (const std::int64_t H : {2, 3}) {
+    CAPTURE(H);
+    using Seg = Eigen::Map<const Eigen::Array<T, Eigen::Dynamic, 1>>;
+    const std::int64_t N = 5, C = 64, O = 16, Wd = 23;
+    auto x = rnd<T>(Shape{N, C, H, Wd}, 31), w = rnd<T>(Shape{O, C, 2, 2}, 32), b = rnd<T>(Shape{O}, 33);
+    const auto g = detail::conv_geometry(x.shape(), w.shape(), {1, 1}, {0, 0});
+    const std::int64_t K = g.patch(), P = g.positions(), hw = g.ho * g.wo;
+    REQUIRE(detail::conv_chunked<T>(g));
+    REQUIRE(K >= detail::kNtMaxRows);
+    REQUIRE(detail::conv_shifted_input_grad(g) == (H == 2));
+    const Tensor<T> gy = rnd<T>(Shape{N, O, H - 1, 22}, 34, false).value();
+    // The references.
+    const Tensor<T> cols = detail::im2col(x.value(), g);
+    Tensor<T> gt(Shape{O, P}), wt(Shape{K, O}), gc(Shape{K, P}), rw(Shape{O, K}), rb(Shape{O});
+    detail::permute_onhw(gy.data(), gt.data(), N, O, hw, false);
+    detail::product_abt<T>(detail::mmat(rw, O, K), detail::cmat(gt, O, P), detail::cmat(cols, K, P));
+    detail::transpose_into(w.value().data(), O, K, wt.data());
+    simd::gemm_nn<T>(K, P, O, wt.data(), O, gt.data(), P, gc.data(), P, false);
+    Tensor<T> rx = detail::col2im(gc, g, x.shape());
+    bool exact = true;  // whether rx is the path's bits (the chains below need fused multiply-adds in gemm_nn)
+    if (H == 2) {
+  #if !(defined(__FMA__) || defined(__AVX512F__))
+      exact = false;
+  #endif
+      for (std::int64_t n = 0; n < N; ++n)
+        for (std::int64_t c = 0; c < C; ++c)
+          for (std::int64_t i = 0; i < 2; ++i)
+            for (std::int64_t v = 0; v < Wd; ++v) {
+              T acc = 0;
+              for (std::int64_t j = 0; j < 2; ++j)
+                if (v - j >= 0 && v - j < g.wo)
+                  for (std::int64_t o = 0; o < O; ++o) acc = std::fma(w.value().at({o, c, i, j}), gy.at({n, o, 0, v - j}), acc);
+              rx.at({n, c, i, v}) = acc;
+            }
+    }
+    auto check_x = [&](const Tensor<T>& got) {
+      if (exact) CHECK(test::bitwise_equal(got, rx));
+      else CHECK(test::max_abs_diff(got, rx) < (std::is_same_v<T, float> ? 1e-4 : 1e-12));
+    };
+    for (std::int64_t o = 0; o < O; ++o) {
+      T acc = 0;
+      for (std::int64_t n = 0; n < N; ++n) acc += Seg(gy.data() + (n * O + o) * hw, hw).sum();
+      rb.data()[o] = acc;
+    }
+    for (const int threads : {1, 2}) {
+      CAPTURE(threads);
+      const ThreadCount scope(threads);
+      x.zero_grad();
+      w.zero_grad();
+      b.zero_grad();
+      backward(conv2d(x, w, b), false, &gy);
+      CHECK(test::bitwise_equal(w.grad(), rw.reshape(w.shape())));
+      check_x(x.grad());
+      CHECK(test::bitwise_equal(b.grad(), rb));
+      // Only some of the three wanted: the input alone; the weight without a bias.
+      Var<T> wc(w.value(), false), xc(x.value(), false);
+      x.zero_grad();
+      backward(conv2d(x, wc), false, &gy);
+      check_x(x.grad());
+      w.zero_grad();
+      backward(conv2d(xc, w), false, &gy);
+      CHECK(test::bitwise_equal(w.grad(), rw.reshape(w.shape())));
+      CHECK(!xc.grad().defined());
+      b.zero_grad();
+      backward(conv2d(xc, wc, b), false, &gy);  // the bias alone
+      CHECK(test::bitwise_equal(b.grad(), rb));
+    }
   }
   if constexpr (std::is_same_v<T, double>) {
+    const std::int64_t C = 64, O = 16;
     // Small values (a loss of order 1), so that finite differences resolve every component.
     auto xs = test::rnd_uniform<T>(Shape{2, C, 2, 4}, 35, -0.25, 0.25), ws = test::rnd_uniform<T>(Shape{O, C, 2, 2}, 36, -0.25, 0.25);
     auto bs = rnd<T>(Shape{O}, 37);

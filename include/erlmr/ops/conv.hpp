@@ -219,6 +219,18 @@ template <RealScalar T> void conv_weight_bias_grads(const T* gy, const Conv2dGeo
   });
 }
 
+// Whether a wide patch's input gradient is taken without col2im: stride 1, no padding and one
+// output row (the sensor encoder's 2 × 2 layer: H = kh). Kernel row i then meets input row i
+// only, and output position t meets input column t + j, so with Wᵢⱼ = W[:, :, i, j] (O × C)
+//   G_x,n[:, i, j : j + Wo] += Wᵢⱼᵀ·G_n      (C × Wo, G_n = gy's (O × Wo) block, in place)
+// for j = 0, 1, …: kh·kw gemm_nn products per sample straight into gx, the first of each row
+// written (the columns past Wo zeroed first), the others added — each element one chain over
+// o for j = 0, continued over o for j = 1, …, instead of col2im's sum of separately rounded
+// chains: other bits than the chunked path's, and no (K × HW) buffer to write and read back.
+inline bool conv_shifted_input_grad(const Conv2dGeometry& g) {
+  return g.sh == 1 && g.sw == 1 && g.ph == 0 && g.pw == 0 && g.ho == 1;
+}
+
 // The gradients of a layer with a wide patch (K ≥ kNtMaxRows, O ≥ kThinMin, chunked path:
 // the sensor encoder's (64 → 64, 2 × 2) layer), with G read from the output gradient gy
 // (N, O, HW) in place instead of being permuted into (O, N·HW) first:
@@ -226,7 +238,8 @@ template <RealScalar T> void conv_weight_bias_grads(const T* gy, const Conv2dGeo
 //        per sample's (O × HW) block), so the same gemm_nn and the same bits as product_abt;
 //   G_x: per sample, Wᵀ·G_n with G_n = gy's (O × HW) block as gemm_nn's right operand, into
 //        the chunk buffer, then col2im — each element the same chain over O as the chunk's
-//        product on the permuted G, so the same bits;
+//        product on the permuted G, so the same bits; with stride 1, no padding and one
+//        output row, kh·kw shifted products straight into gx (conv_shifted_input_grad);
 //   G_b: G_b[o] = Σ_n Σ_k gy[n, o, k], the samples' sums added in sample order (as
 //        conv_weight_bias_grads; parallel over samples for the sums, then over channels).
 // The permuted G (O·N·HW elements written, then read twice) is not formed: one pass over gy
@@ -255,7 +268,23 @@ void conv_wide_patch_grads(const T* gy, const Conv2dGeometry& g, const T* cols, 
     simd::gemm_nn<T>(K, O, P, cols, P, gtt.data(), O, ct.data(), O, false);
     transpose_into(ct.data(), K, O, gw);
   }
-  if (gx) {
+  if (gx && conv_shifted_input_grad(g)) {
+    // Wᵢⱼᵀ (C × O) for every kernel offset (i, j), then per sample the kh·kw products into gx.
+    const std::int64_t C = g.c, kk = g.kh * g.kw, plane = g.h * g.w;
+    Tensor<T> wij(Shape{kk, C, O});
+    for (std::int64_t o = 0; o < O; ++o)
+      for (std::int64_t c = 0; c < C; ++c)
+        for (std::int64_t ij = 0; ij < kk; ++ij) wij.data()[(ij * C + c) * O + o] = w[(o * C + c) * kk + ij];
+    CpuDevice::parallel_for(N, 1, [&](std::int64_t n0, std::int64_t n1) {
+      for (std::int64_t n = n0; n < n1; ++n) {
+        T* gxn = gx + n * C * plane;
+        for (std::int64_t r = 0; r < C * g.h; ++r) std::fill(gxn + r * g.w + g.wo, gxn + (r + 1) * g.w, T(0));  // reached by j > 0 only
+        for (std::int64_t i = 0; i < g.kh; ++i)
+          for (std::int64_t j = 0; j < g.kw; ++j)
+            simd::gemm_nn<T>(C, g.wo, O, wij.data() + (i * g.kw + j) * C * O, O, gy + n * O * hw, hw, gxn + i * g.w + j, plane, j > 0);
+      }
+    });
+  } else if (gx) {
     Tensor<T> wt(Shape{K, O});
     transpose_into(w, O, K, wt.data());
     for_sample_chunks<T>(N, K * hw, [&](T* buf, std::int64_t n0, std::int64_t n1) {
