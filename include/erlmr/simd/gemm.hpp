@@ -15,7 +15,8 @@
 //     lanes; MR = 6, NV = 4 with 32 vector registers, 2 with 16) and for each k loads NV vectors of B's row k
 //     and broadcasts MR elements of A's column k — B's strip (kc rows × NV·L columns) stays
 //     in L2 and is reused by every MR-row block of A; K is cut into blocks of kc rows;
-//   - the last columns (fewer than L) go through the same micro-kernel on zero-padded copies;
+//   - the last columns (fewer than L) go through the same micro-kernel on zero-padded copies
+//     (on AVX-512: through masked loads and stores, without copies);
 //   - a transposed operand is handled by the caller: ops/linalg.hpp transposes the thin
 //     operand (cheap) or computes Cᵀ = Bᵀ·Aᵀ so that the big operand is the one read in place.
 // Numerics: every element of C is one multiply-add chain over k in increasing order (fused,
@@ -157,6 +158,57 @@ void tail(const R* A, std::int64_t lda, const R* B, std::int64_t ldb, R* C, std:
   }
 }
 
+#if defined(__AVX512F__)
+// The last w < L columns on AVX-512, without copies: B's and C's vectors loaded and C's
+// stored under a mask of w lanes (masked-off lanes are neither read nor written, so nothing
+// past the matrices' ends is touched). Each element is the same fma chain as in tail (and
+// every other path), so the same bits.
+template <class R> inline constexpr bool kMaskedTail = sizeof(xsimd::batch<R>) == 64;
+template <class R, int MR>
+inline void micro_masked(const R* __restrict A, std::int64_t lda, const R* __restrict B, std::int64_t ldb, R* __restrict C,
+                         std::int64_t ldc, std::int64_t K, bool acc, std::int64_t w) {
+  if constexpr (std::is_same_v<R, float>) {
+    const __mmask16 m = static_cast<__mmask16>((1u << w) - 1);
+    __m512 c[MR];
+    for (int r = 0; r < MR; ++r) c[r] = acc ? _mm512_maskz_loadu_ps(m, C + r * ldc) : _mm512_setzero_ps();
+    for (std::int64_t k = 0; k < K; ++k) {
+      const __m512 b = _mm512_maskz_loadu_ps(m, B + k * ldb);
+      for (int r = 0; r < MR; ++r) c[r] = _mm512_fmadd_ps(_mm512_set1_ps(A[r * lda + k]), b, c[r]);
+    }
+    for (int r = 0; r < MR; ++r) _mm512_mask_storeu_ps(C + r * ldc, m, c[r]);
+  } else {
+    const __mmask8 m = static_cast<__mmask8>((1u << w) - 1);
+    __m512d c[MR];
+    for (int r = 0; r < MR; ++r) c[r] = acc ? _mm512_maskz_loadu_pd(m, C + r * ldc) : _mm512_setzero_pd();
+    for (std::int64_t k = 0; k < K; ++k) {
+      const __m512d b = _mm512_maskz_loadu_pd(m, B + k * ldb);
+      for (int r = 0; r < MR; ++r) c[r] = _mm512_fmadd_pd(_mm512_set1_pd(A[r * lda + k]), b, c[r]);
+    }
+    for (int r = 0; r < MR; ++r) _mm512_mask_storeu_pd(C + r * ldc, m, c[r]);
+  }
+}
+template <class R>
+void tail_masked(const R* A, std::int64_t lda, const R* B, std::int64_t ldb, R* C, std::int64_t ldc, std::int64_t M, std::int64_t K,
+                 std::int64_t w, bool acc) {
+  std::int64_t i = 0;
+  for (; i + kMR <= M; i += kMR) micro_masked<R, kMR>(A + i * lda, lda, B, ldb, C + i * ldc, ldc, K, acc, w);
+  const R* Ai = A + i * lda;
+  R* Ci = C + i * ldc;
+  switch (M - i) {
+    case 5: micro_masked<R, 5>(Ai, lda, B, ldb, Ci, ldc, K, acc, w); break;
+    case 4: micro_masked<R, 4>(Ai, lda, B, ldb, Ci, ldc, K, acc, w); break;
+    case 3: micro_masked<R, 3>(Ai, lda, B, ldb, Ci, ldc, K, acc, w); break;
+    case 2: micro_masked<R, 2>(Ai, lda, B, ldb, Ci, ldc, K, acc, w); break;
+    case 1: micro_masked<R, 1>(Ai, lda, B, ldb, Ci, ldc, K, acc, w); break;
+    default: break;
+  }
+}
+#else
+template <class R> inline constexpr bool kMaskedTail = false;
+template <class R>
+void tail_masked(const R*, std::int64_t, const R*, std::int64_t, R*, std::int64_t, std::int64_t, std::int64_t, std::int64_t, bool) {}
+#endif
+
 // Columns [j0, j1) of rows [0, M) of C, over K in blocks of kKc (each block continues the
 // chains the previous one stored: the order over k is unchanged).
 template <class R>
@@ -171,7 +223,10 @@ void block(const R* A, std::int64_t lda, const R* B, std::int64_t ldb, R* C, std
     std::int64_t j = j0;
     for (; j + kNV<R> * L <= j1; j += kNV<R> * L) rows<R, kNV<R>>(Ak, lda, Bk + j, ldb, C + j, ldc, M, kc, a0);
     for (; j + L <= j1; j += L) rows<R, 1>(Ak, lda, Bk + j, ldb, C + j, ldc, M, kc, a0);
-    if (j < j1) tail<R>(Ak, lda, Bk + j, ldb, C + j, ldc, M, kc, j1 - j, a0);
+    if (j < j1) {
+      if constexpr (kMaskedTail<R>) tail_masked<R>(Ak, lda, Bk + j, ldb, C + j, ldc, M, kc, j1 - j, a0);
+      else tail<R>(Ak, lda, Bk + j, ldb, C + j, ldc, M, kc, j1 - j, a0);
+    }
     if (K == 0) break;
   }
 }
