@@ -307,15 +307,11 @@ void gemm_nn(std::int64_t M, std::int64_t N, std::int64_t K, const R* A, std::in
       for (std::int64_t t = t0; t < t1; ++t) block<R>(A, lda, B, ldb, C, ldc, M, K, t * strip, std::min(N, (t + 1) * strip), accumulate);
     });
   } else {
-    // About kRowBlock rows per task, as many tasks as a multiple of the thread count, and the
-    // MR-row tiles dealt out evenly (256 rows on 2 threads: 6 tasks of 40–48 rows, not five
-    // of 48 and one of 16). Rows are independent, so the split does not change any bits.
-    const std::int64_t tiles = (M + kMR - 1) / kMR, threads = CpuDevice::num_threads();
-    const std::int64_t tasks = std::min(tiles, ((M + kRowBlock - 1) / kRowBlock + threads - 1) / threads * threads);
+    const std::int64_t tasks = (M + kRowBlock - 1) / kRowBlock;
     CpuDevice::parallel_for(tasks, 1, [&](std::int64_t t0, std::int64_t t1) {
       for (std::int64_t t = t0; t < t1; ++t) {
-        const std::int64_t i0 = t * tiles / tasks * kMR, i1 = std::min(M, (t + 1) * tiles / tasks * kMR);
-        if (i1 > i0) block<R>(A + i0 * lda, lda, B, ldb, C + i0 * ldc, ldc, i1 - i0, K, 0, N, accumulate);
+        const std::int64_t i0 = t * kRowBlock, m = std::min(kRowBlock, M - i0);
+        block<R>(A + i0 * lda, lda, B, ldb, C + i0 * ldc, ldc, m, K, 0, N, accumulate);
       }
     });
   }
