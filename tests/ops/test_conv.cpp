@@ -306,6 +306,24 @@ TEST_CASE_TEMPLATE("conv2d: a wide patch's gradients, read from the output gradi
       backward(conv2d(xc, wc, b), false, &gy);  // the bias alone
       CHECK(test::bitwise_equal(b.grad(), rb));
     }
+    {
+      // SIMD switched off between the forward and the backward pass: the rule takes the general
+      // path (Eigen products on the kept columns): the same gradients to rounding.
+      x.zero_grad();
+      w.zero_grad();
+      b.zero_grad();
+      const auto y = conv2d(x, w, b);
+      struct Off {  // restored on every way out
+        bool saved = simd::enabled();
+        Off() { simd::set_enabled(false); }
+        ~Off() { simd::set_enabled(saved); }
+      } off;
+      backward(y, false, &gy);
+      const double tol = std::is_same_v<T, float> ? 1e-3 : 1e-10;
+      CHECK(test::max_abs_diff(w.grad(), rw.reshape(w.shape())) < tol);
+      CHECK(test::max_abs_diff(x.grad(), rx) < tol);
+      CHECK(test::max_abs_diff(b.grad(), rb) < tol);
+    }
   }
   if constexpr (std::is_same_v<T, double>) {
     const std::int64_t C = 64, O = 16;
