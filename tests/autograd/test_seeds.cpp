@@ -62,6 +62,8 @@ TEST_CASE_TEMPLATE("grad_seeds: batch norm with rectifier and dropout, all seeds
          rv2 = Tensor<R>::ones(Shape{3});
     auto h = batch_norm_relu_dropout(x, g1, b1, rm1, rv1, training, 0.1, 1e-5, 0.5, &gen);
     auto h2 = batch_norm_relu_dropout(h, g2, b2, rm2, rv2, training, 0.1, 1e-5, 0.0, nullptr);
+    CHECK(bool(h.node()->seeds_rule));  // the walk below runs the multi-seed rule, not the per-seed one
+    CHECK(bool(h2.node()->seeds_rule));
     auto o1 = sum(mul(h2, h2));
     auto o2 = mean(sin(h2));
     auto o3 = sum(mul(u, u));

@@ -397,6 +397,30 @@ TEST_CASE_TEMPLATE("conv2d: a pointwise layer's products read x, gy and gx in pl
     b.zero_grad();
     backward(conv2d(xc, wc, b), false, &gy);
     CHECK(test::bitwise_equal(b.grad(), rb));
+    // The weight wanted no gradient when the forward ran (so x's transposed samples were not
+    // formed) and wants one in the backward pass: the rule forms them then.
+    Var<T> wl(w.value(), false);
+    const auto yl = conv2d(x, wl, b);
+    wl.set_requires_grad(true);
+    backward(yl, false, &gy);
+    CHECK(test::bitwise_equal(wl.grad(), rw.reshape(w.shape())));
+    // SIMD switched off between the passes: the pointwise rule still runs (gemm_nn is compiled
+    // in; the forward chose the path), with the same bits.
+    x.zero_grad();
+    w.zero_grad();
+    b.zero_grad();
+    const auto ys = conv2d(x, w, b);
+    {
+      struct Off {  // restored on every way out
+        bool saved = simd::enabled();
+        Off() { simd::set_enabled(false); }
+        ~Off() { simd::set_enabled(saved); }
+      } off;
+      backward(ys, false, &gy);
+    }
+    CHECK(test::bitwise_equal(w.grad(), rw.reshape(w.shape())));
+    CHECK(test::bitwise_equal(x.grad(), rx));
+    CHECK(test::bitwise_equal(b.grad(), rb));
   }
   if constexpr (std::is_same_v<T, double>) {
     CHECK(test::max_abs_diff(conv2d(x, w, b).value(), naive_conv(x.value(), w.value(), b.value(), 1, 1, 0, 0)) < 1e-12);

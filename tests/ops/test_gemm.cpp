@@ -99,6 +99,38 @@ TEST_CASE_TEMPLATE("gemm_nn: every tile and remainder path equals the fma-chain 
     }
 }
 
+TEST_CASE_TEMPLATE("gemm_nn: every width of a last partial vector, masked and padded, equals the fma-chain reference", R, float, double) {
+  // Column counts L + w for every w in [1, L): the last w columns go through the masked tail on
+  // AVX-512 (gemm_detail::tail_masked) and through the zero-padded copies elsewhere
+  // (gemm_detail::tail); the padded path is also called directly, so that both are checked on
+  // every build. K: none, a few, and past one k-block of the padded path (kTailK = 256).
+  if (!simd::gemm_available()) return;
+#ifdef ERLMR_USE_XSIMD
+  constexpr std::int64_t L = std::int64_t(xsimd::batch<R>::size);
+  for (std::int64_t w = 1; w < L; ++w)
+    for (const std::int64_t K : {std::int64_t(0), std::int64_t(3), std::int64_t(300)})
+      for (bool acc : {false, true}) {
+        CAPTURE(w);
+        CAPTURE(K);
+        CAPTURE(acc);
+        const std::int64_t M = 8, N = L + w, lda = K + 1, ldb = N + 3, ldc = N + 2;
+        const auto A = filled<R>(std::size_t(M * lda), 4), B = filled<R>(std::size_t(std::max<std::int64_t>(K, 1) * ldb), 5);
+        auto C = filled<R>(std::size_t(M * ldc), 6);
+        const auto before = C;
+        auto ref = C, padded = C;
+        simd::gemm_nn<R>(M, N, K, A.data(), lda, B.data(), ldb, C.data(), ldc, acc);
+        fma_reference<R>(M, N, K, A.data(), lda, B.data(), ldb, ref.data(), ldc, acc);
+        check_against_reference(C, ref, before, M, N, ldc);
+        // The padded path on the last w columns, the first L as the reference computes them.
+        std::copy(ref.begin(), ref.end(), padded.begin());
+        for (std::int64_t i = 0; i < M; ++i)
+          for (std::int64_t j = L; j < N; ++j) padded[std::size_t(i * ldc + j)] = before[std::size_t(i * ldc + j)];
+        simd::gemm_detail::tail<R>(A.data(), lda, B.data() + L, ldb, padded.data() + L, ldc, M, K, w, acc);
+        check_against_reference(padded, ref, before, M, N, ldc);
+      }
+#endif
+}
+
 TEST_CASE_TEMPLATE("gemm_nt: every tile and remainder path equals the lane-chain reference", R, float, double) {
   if (!simd::gemm_available()) {
     MESSAGE("skipped: built without SIMD (the layers use Eigen then)");

@@ -16,7 +16,9 @@
 // K·kNtReduceCost ≤ Ho·Wo: the sensor encoder's first layer) takes G_W and G_b from G's
 // (N, O, Ho·Wo) layout in place, sample by sample (conv_weight_bias_grads); a layer with a
 // wide patch (K ≥ kNtMaxRows: the sensor encoder's 2 × 2 layer) reads G from that layout in
-// all three gradients and never forms the permuted G (conv_wide_patch_grads).
+// all three gradients and never forms the permuted G (conv_wide_patch_grads); a pointwise
+// layer (1 × 1, stride 1, no padding, whether or not its input needs a gradient) reads x, y,
+// gy and gx in place and forms no columns (conv_pointwise).
 #pragma once
 #include "erlmr/ops/linalg.hpp"
 
