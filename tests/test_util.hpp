@@ -8,6 +8,16 @@
 
 namespace erlmr::test {
 
+// Switches the SIMD kernels off for a scope and restores the previous setting on every way out
+// (a failed REQUIRE too).
+struct SimdOff {
+  bool saved = simd::enabled();
+  SimdOff() { simd::set_enabled(false); }
+  ~SimdOff() { simd::set_enabled(saved); }
+  SimdOff(const SimdOff&) = delete;
+  SimdOff& operator=(const SimdOff&) = delete;
+};
+
 using cd = std::complex<double>;
 
 template <class T> Var<T> rnd(const Shape& s, std::uint64_t seed, bool requires_grad = true, double scale = 1.0) {

@@ -89,11 +89,7 @@ TEST_CASE("grad_seeds: the projection's stacked product past 1024 rows, and with
   };
   SUBCASE("SIMD as built") { run(200, 64, 32); }
   SUBCASE("SIMD off") {
-    struct Off {  // restored on every way out
-      bool saved = simd::enabled();
-      Off() { simd::set_enabled(false); }
-      ~Off() { simd::set_enabled(saved); }
-    } off;
+    const test::SimdOff off;
     run(37, 97, 53);
     run(64, 300, 100);
   }

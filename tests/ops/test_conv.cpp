@@ -313,11 +313,7 @@ TEST_CASE_TEMPLATE("conv2d: a wide patch's gradients, read from the output gradi
       w.zero_grad();
       b.zero_grad();
       const auto y = conv2d(x, w, b);
-      struct Off {  // restored on every way out
-        bool saved = simd::enabled();
-        Off() { simd::set_enabled(false); }
-        ~Off() { simd::set_enabled(saved); }
-      } off;
+      const test::SimdOff off;
       backward(y, false, &gy);
       const double tol = std::is_same_v<T, float> ? 1e-3 : 1e-10;
       CHECK(test::max_abs_diff(w.grad(), rw.reshape(w.shape())) < tol);
@@ -411,11 +407,7 @@ TEST_CASE_TEMPLATE("conv2d: a pointwise layer's products read x, gy and gx in pl
     b.zero_grad();
     const auto ys = conv2d(x, w, b);
     {
-      struct Off {  // restored on every way out
-        bool saved = simd::enabled();
-        Off() { simd::set_enabled(false); }
-        ~Off() { simd::set_enabled(saved); }
-      } off;
+      const test::SimdOff off;
       backward(ys, false, &gy);
     }
     CHECK(test::bitwise_equal(w.grad(), rw.reshape(w.shape())));

@@ -435,52 +435,43 @@ Var<T> conv2d(const Var<T>& x, const Var<T>& w, const Var<T>& b = Var<T>(), std:
   // (N, O, HW) layout, sample by sample, without the permutation (conv_wide_patch_grads).
   const bool wide_patch = chunked && K >= detail::kNtMaxRows && g.o >= detail::kThinMin;
   auto rule = [x, w, b, g, cols, xt, hw, K, P, chunked, first_layer_shape, wide_patch, pointwise](const Tensor<T>& gy) {
+    // The in-place paths below: each wanted gradient allocated, kernel(gw, gx, gb) fills the
+    // wanted ones (null pointers for the others), then each is handed to the tape.
+    [[maybe_unused]] auto in_place = [&](auto&& kernel) {
+      const bool want_w = w.requires_grad(), want_x = x.requires_grad(), want_b = b.defined() && b.requires_grad();
+      Tensor<T> gw, gx, gb;
+      if (want_w) gw = Tensor<T>(w.shape());
+      if (want_x) gx = Tensor<T>(x.shape());
+      if (want_b) gb = Tensor<T>(b.shape());
+      kernel(want_w ? gw.data() : nullptr, want_x ? gx.data() : nullptr, want_b ? gb.data() : nullptr);
+      if (want_w) add_grad(w, std::move(gw));
+      if (want_x) add_grad(x, std::move(gx));
+      if (want_b) add_grad(b, std::move(gb));
+    };
     if (pointwise) {  // (gemm_nn was available when the forward chose this path; cols were not formed)
       if constexpr (RealScalar<T>) {
-        const bool want_w = w.requires_grad(), want_x = x.requires_grad(), want_b = b.defined() && b.requires_grad();
-        Tensor<T> gw, gx, gb, xtw = xt;
-        if (want_w) {
-          gw = Tensor<T>(w.shape());
-          if (!xtw.defined()) {  // w did not want a gradient when the forward ran
+        in_place([&](T* gw, T* gx, T* gb) {
+          Tensor<T> xtw = xt;
+          if (gw && !xtw.defined()) {  // w did not want a gradient when the forward ran
             xtw = Tensor<T>(Shape{P, g.c});
             detail::pointwise_transpose<T>(x.value().data(), g, xtw.data());
           }
-        }
-        if (want_x) gx = Tensor<T>(x.shape());
-        if (want_b) gb = Tensor<T>(b.shape());
-        detail::pointwise_grads<T>(gy.data(), g, want_w ? xtw.data() : nullptr, w.value().data(), want_w ? gw.data() : nullptr,
-                                   want_x ? gx.data() : nullptr, want_b ? gb.data() : nullptr);
-        if (want_w) add_grad(w, std::move(gw));
-        if (want_x) add_grad(x, std::move(gx));
-        if (want_b) add_grad(b, std::move(gb));
+          detail::pointwise_grads<T>(gy.data(), g, gw ? xtw.data() : nullptr, w.value().data(), gw, gx, gb);
+        });
         return;
       }
     }
     if (first_layer_shape && !x.requires_grad()) {
       if constexpr (RealScalar<T>) {  // (complex T takes the general path below)
-        Tensor<T> gw, gb;
-        const bool want_b = b.defined() && b.requires_grad();
-        if (w.requires_grad()) gw = Tensor<T>(w.shape());
-        if (want_b) gb = Tensor<T>(b.shape());
-        detail::conv_weight_bias_grads<T>(gy.data(), g, w.requires_grad() ? cols.data() : nullptr, w.requires_grad() ? gw.data() : nullptr,
-                                          want_b ? gb.data() : nullptr);
-        if (w.requires_grad()) add_grad(w, std::move(gw));
-        if (want_b) add_grad(b, std::move(gb));
+        in_place([&](T* gw, T*, T* gb) { detail::conv_weight_bias_grads<T>(gy.data(), g, gw ? cols.data() : nullptr, gw, gb); });
         return;
       }
     }
     if (wide_patch && simd::gemm_available()) {  // (SIMD switched off since the forward: product_abt's Eigen route below)
       if constexpr (RealScalar<T>) {
-        const bool want_w = w.requires_grad(), want_x = x.requires_grad(), want_b = b.defined() && b.requires_grad();
-        Tensor<T> gw, gx, gb;
-        if (want_w) gw = Tensor<T>(w.shape());
-        if (want_x) gx = Tensor<T>(x.shape());
-        if (want_b) gb = Tensor<T>(b.shape());
-        detail::conv_wide_patch_grads<T>(gy.data(), g, want_w ? cols.data() : nullptr, w.value().data(), want_w ? gw.data() : nullptr,
-                                         want_x ? gx.data() : nullptr, want_b ? gb.data() : nullptr);
-        if (want_w) add_grad(w, std::move(gw));
-        if (want_x) add_grad(x, std::move(gx));
-        if (want_b) add_grad(b, std::move(gb));
+        in_place([&](T* gw, T* gx, T* gb) {
+          detail::conv_wide_patch_grads<T>(gy.data(), g, gw ? cols.data() : nullptr, w.value().data(), gw, gx, gb);
+        });
         return;
       }
     }
