@@ -72,6 +72,37 @@ TEST_CASE_TEMPLATE("grad_seeds: batch norm with rectifier and dropout, all seeds
   }
 }
 
+TEST_CASE_TEMPLATE("grad_seeds: the Euler map by rows, all seeds in one pass over theta and z", R, float, double) {
+  // euler with μ (1, C, 1) against θ (B, C, P ≥ 16) runs one rule for all seeds
+  // (euler_rows_backward_seeds): each seed's gradients of μ and θ must be its own pass's bits,
+  // with both, either one, or (SIMD off) the scalar loop; a third output does not reach it.
+  auto run = [](bool mu_grad, bool theta_grad) {
+    CAPTURE(mu_grad);
+    CAPTURE(theta_grad);
+    auto mu = test::rnd<R>(Shape{1, 3, 1}, 21, mu_grad), th = test::rnd<R>(Shape{4, 3, 37}, 22, theta_grad);
+    auto u = test::rnd<R>(Shape{5}, 23);
+    auto z = euler(mu, th);
+    CHECK(bool(z.node()->seeds_rule));
+    auto o1 = sum(mul(real(z), imag(z)));
+    auto o2 = mean(arg(crelu(z)));
+    auto o3 = sum(mul(u, u));
+    std::vector<Var<R>> inputs{u};
+    if (mu_grad) inputs.push_back(mu);
+    if (theta_grad) inputs.push_back(th);
+    const std::vector<Var<R>> outs{o1, o2, o3};
+    check_same_as_separate_passes(grad_seeds<R, R, CpuDevice>(std::span<const Var<R>>(outs), inputs, true), outs, inputs);
+  };
+  for (const bool simd_on : {true, false}) {
+    CAPTURE(simd_on);
+    const bool saved = simd::enabled();
+    simd::set_enabled(simd_on && saved);
+    run(true, true);
+    run(true, false);
+    run(false, true);
+    simd::set_enabled(saved);
+  }
+}
+
 TEST_CASE("grad_seeds: the projection's stacked product past 1024 rows, and with SIMD off") {
   // Three seeds of 2·200 stacked rows each (1200 > kThinMax = 1024: one gemm_nn for all, as each
   // seed's own 400-row product); then the same graph with SIMD off (Eigen, seed by seed).

@@ -42,3 +42,44 @@ TEST_CASE("shape ops: errors name the shapes") {
   CHECK_THROWS_AS(slice(x, 1, 2, 2), ShapeError);
   CHECK_THROWS_AS(split(x, {1, 1}, 1), ShapeError);
 }
+
+// slice writes its gradient into x's adjoint in place: the first slice to arrive fills it
+// (zeros elsewhere), the next ones add into their own elements only.
+TEST_CASE_TEMPLATE("shape ops: slices of one tensor share its adjoint", T, double, cd) {
+  auto x = rnd<T>(Shape{4, 3, 5}, 3);
+  SUBCASE("disjoint, overlapping and along two axes") {
+    check_grad([&] {
+      auto a = flatten(slice(x, 1, 0, 2), 0), b = flatten(slice(x, 1, 1, 2), 0), c = flatten(slice(x, 0, 3, 1), 0);
+      return concat(std::vector<Var<T>>{a, b, c}, 0);
+    }, x);
+  }
+  SUBCASE("the values: G in each slice's elements, summed where slices overlap") {
+    auto a = slice(x, 0, 0, 2), b = slice(x, 0, 1, 3);
+    backward(add(sum(a), scale(sum(b), T(2))));
+    for (std::int64_t r = 0; r < 4; ++r)
+      for (std::int64_t k = 0; k < 15; ++k) {
+        CAPTURE(r);
+        const T want = T(r < 2 ? 1 : 0) + T(r >= 1 ? 2 : 0);
+        CHECK(x.grad().data()[r * 15 + k] == want);
+      }
+  }
+}
+
+// reshape hands its adjoint's buffer on where the pass drops it anyway; where the adjoint is
+// itself a result (grad() with an intermediate input), it is copied, so both come out whole.
+TEST_CASE("shape ops: reshape's adjoint is handed on only where the pass drops it") {
+  auto x = rnd<double>(Shape{2, 6}, 4);
+  auto r = reshape(x, {3, 4});
+  auto y = sum(mul(r, r));
+  const auto g = grad(y, std::vector<Var<double>>{r, x}, /*retain_graph=*/true);
+  REQUIRE(g[0].defined());
+  REQUIRE(g[1].defined());
+  CHECK(g[0].shape() == Shape{3, 4});
+  CHECK(g[1].shape() == Shape{2, 6});
+  for (std::int64_t i = 0; i < 12; ++i) {
+    CHECK(g[0].data()[i] == 2 * x.value().data()[i]);
+    CHECK(g[1].data()[i] == 2 * x.value().data()[i]);
+  }
+  backward(y);
+  CHECK(test::bitwise_equal(x.grad(), g[1]));
+}

@@ -81,6 +81,7 @@ void backward(const Var<T, D>& out, bool retain_graph = false, const Tensor<T, D
     throw AutogradError("backward: the output does not require grad (no parameter took part, or no_grad was active)");
   auto tape = detail::reverse_tape(out.node().get());
   out.node()->adjoint = detail::seed_gradient(out, seed);
+  const detail::ConsumeAdjoints consume(true);
   detail::run_tape(tape, retain_graph, true, [](NodeBase*) { return true; });
   for (NodeBase* n : tape)
     if (n->is_leaf()) {
@@ -135,6 +136,9 @@ void grad_pass(const Var<T, D>& out, const std::vector<Var<U, D>>& inputs, bool 
   out.node()->adjoint = seed_gradient(out, seed);
   // Only rules that lead to a wanted node run; adjoints are kept until the end
   // because a wanted intermediate node may also pass gradient further down.
+  bool leaves = true;  // then no adjoint is read after its node's rule: rules may consume theirs
+  for (const auto& v : inputs) leaves = leaves && v.is_leaf();
+  const ConsumeAdjoints consume(leaves);
   run_tape(tape, retain_graph, false, [&](NodeBase* n) { return leads_to(n, needed); });
   for (std::size_t i = 0; i < inputs.size(); ++i) take(i, inputs[i].node()->adjoint);
   for (NodeBase* n : tape) n->clear_adjoint();
@@ -240,6 +244,7 @@ PoolVector<PoolVector<Gradient<U, D>>> grad_seeds(std::span<const Var<T, D>> out
   }
   auto tape = detail::reverse_tape(std::span<NodeBase* const>(roots.data(), roots.size()));
   const std::uint64_t needed = detail::mark_needed(tape, inputs);
+  const detail::ConsumeAdjoints consume(true);  // the inputs are leaves
   struct Clear {  // the intermediate nodes' seed adjoints, on every way out
     const PoolVector<NodeBase*>& tape;
     ~Clear() {

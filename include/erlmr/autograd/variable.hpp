@@ -71,6 +71,21 @@ class ActiveSeed {
  private:
   int saved_;
 };
+// Whether the pass under way drops every node's adjoint right after the node's rule ran
+// (backward, grad_seeds, and grad_factored/grad when all the inputs are leaves — not when an
+// intermediate node's adjoint is wanted as a result). A rule may then take its adjoint's
+// buffer instead of copying it (take_adjoint).
+inline thread_local bool g_consume_adjoints = false;
+class ConsumeAdjoints {
+ public:
+  explicit ConsumeAdjoints(bool on) : saved_(g_consume_adjoints) { g_consume_adjoints = on; }
+  ~ConsumeAdjoints() { g_consume_adjoints = saved_; }
+  ConsumeAdjoints(const ConsumeAdjoints&) = delete;
+  ConsumeAdjoints& operator=(const ConsumeAdjoints&) = delete;
+
+ private:
+  bool saved_;
+};
 }  // namespace detail
 
 // RAII scope in which no op records a graph (like torch.no_grad()).
@@ -198,6 +213,16 @@ struct Node final : NodeBase {
     if (!grad.defined()) grad = adjoint.use_count() == 1 ? std::move(adjoint) : adjoint.clone();
     else D::add_inplace(grad.data(), adjoint.data(), grad.numel());
   }
+  // The active slot for a rule that writes its part of the adjoint in place (slice, real,
+  // imag, arg): fresh when nothing had arrived, and the slot then holds an uninitialised
+  // tensor of the value's shape that the rule must fill whole; otherwise the rule adds into
+  // it. The slot owns its buffer (see add_adjoint), so writing into it is safe.
+  TensorT& adjoint_to_fill(bool& fresh) {
+    TensorT& a = adjoint_slot();
+    fresh = !a.defined();
+    if (fresh) a = TensorT(value.shape());
+    return a;
+  }
   // Adds g (same shape as value) into the adjoint. The adjoint is accumulated in
   // place, so it must own its buffer: g's buffer is adopted only when no other
   // handle refers to it (a rule may pass one tensor to several parents).
@@ -315,6 +340,22 @@ template <class T, class D, class SeedsRule> void record_seeds(const Var<T, D>& 
 // Adds g into v's adjoint when v takes part in differentiation.
 template <class T, class D> void add_grad(const Var<T, D>& v, Tensor<T, D> g) {
   if (v.requires_grad()) v.node()->add_adjoint(std::move(g));
+}
+
+// The adjoint slot of v for a rule that fills its part in place (Node::adjoint_to_fill), or
+// nullptr when v takes no part in differentiation.
+template <class T, class D> Tensor<T, D>* adjoint_to_fill(const Var<T, D>& v, bool& fresh) {
+  fresh = false;
+  return v.requires_grad() ? &v.node()->adjoint_to_fill(fresh) : nullptr;
+}
+
+// The adjoint g a rule was called with, as a tensor the rule may hand on: g's own buffer when
+// the pass drops it after the rule anyway (detail::g_consume_adjoints; g is then left
+// empty), else a handle sharing it (add_grad copies a shared buffer before accumulating into
+// it). Only for a rule's own argument.
+template <class T, class D> Tensor<T, D> take_adjoint(const Tensor<T, D>& g) {
+  if (detail::g_consume_adjoints) return std::move(const_cast<Tensor<T, D>&>(g));
+  return g;
 }
 
 // Whether v's gradient is being collected in factored form in this pass: the rule then

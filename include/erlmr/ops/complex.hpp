@@ -50,6 +50,7 @@ inline bool slab_broadcast(const Shape& mu, const Shape& s, std::int64_t& m, std
 }
 }  // namespace detail
 
+static_assert(simd::kEulerMaxSeeds >= kMaxSeeds, "euler's seeds rule takes every seed of a grad_seeds pass");
 template <RealScalar R> Var<std::complex<R>> euler(const Var<R>& mu, const Var<R>& theta) {
   using C = std::complex<R>;
   const Shape s = broadcast_shapes(mu.shape(), theta.shape(), "euler");
@@ -60,19 +61,38 @@ template <RealScalar R> Var<std::complex<R>> euler(const Var<R>& mu, const Var<R
     Tensor<C> z(s);
     const std::int64_t rows = s.numel() / inner;
     simd::euler_rows(mu.value().data(), mu_len, theta.value().data(), z.data(), rows, inner);
-    return record("euler", z, [mu, theta, z, mu_len, inner, rows](const Tensor<C>& g) {
-      Tensor<R> gt, rs;
-      if (theta.requires_grad()) gt = Tensor<R>(theta.shape());
-      if (mu.requires_grad()) rs = Tensor<R>(Shape{rows});
-      simd::euler_rows_backward(g.data(), theta.value().data(), z.data(), gt.defined() ? gt.data() : nullptr,
-                                rs.defined() ? rs.data() : nullptr, rows, inner);
-      if (mu.requires_grad()) {
-        auto gm = Tensor<R>::zeros(mu.shape());  // Σ over the outer index in increasing order
-        for (std::int64_t r = 0; r < rows; ++r) gm.data()[r % mu_len] += rs.data()[r];
-        add_grad(mu, std::move(gm));
+    // The gradients of the seeds whose adjoints are in adj[0, seeds) (null: not reached), in
+    // one pass over θ and z (simd::euler_rows_backward_seeds; one seed for an ordinary pass),
+    // each then handed to μ and θ under its own seed.
+    auto grads = [mu, theta, z, mu_len, inner, rows](const Tensor<C>* const* adj, int seeds, bool under_seeds) {
+      Tensor<R> gt[kMaxSeeds], rs[kMaxSeeds];
+      const C* gp[kMaxSeeds] = {};
+      R* gtp[kMaxSeeds] = {};
+      R* rsp[kMaxSeeds] = {};
+      for (int s = 0; s < seeds; ++s) {
+        if (!adj[s]) continue;
+        gp[s] = adj[s]->data();
+        if (theta.requires_grad()) gtp[s] = (gt[s] = Tensor<R>(theta.shape())).data();
+        if (mu.requires_grad()) rsp[s] = (rs[s] = Tensor<R>(Shape{rows})).data();
       }
-      if (theta.requires_grad()) add_grad(theta, std::move(gt));
+      simd::euler_rows_backward_seeds(gp, seeds, theta.value().data(), z.data(), gtp, rsp, rows, inner);
+      for (int s = 0; s < seeds; ++s) {
+        if (!adj[s]) continue;
+        const detail::ActiveSeed active(under_seeds ? s : detail::g_active_seed);
+        if (mu.requires_grad()) {
+          auto gm = Tensor<R>::zeros(mu.shape());  // Σ over the outer index in increasing order
+          for (std::int64_t r = 0; r < rows; ++r) gm.data()[r % mu_len] += rs[s].data()[r];
+          add_grad(mu, std::move(gm));
+        }
+        if (theta.requires_grad()) add_grad(theta, std::move(gt[s]));
+      }
+    };
+    auto out = record("euler", z, [grads](const Tensor<C>& g) {
+      const Tensor<C>* adj[1] = {&g};
+      grads(adj, 1, false);
     }, mu, theta);
+    record_seeds(out, [grads](const Tensor<C>* const* adj, int seeds) { grads(adj, seeds, true); });
+    return out;
   }
   const Tensor<R> m = expand(mu.value(), s, "euler"), t = expand(theta.value(), s, "euler");
   Tensor<C> z(s);
@@ -92,22 +112,67 @@ template <RealScalar R> Var<std::complex<R>> euler(const Var<R>& mu, const Var<R
   }, mu, theta);
 }
 
+namespace detail {
+// Puts a complex gradient into z's adjoint in place: written when it is the first to arrive,
+// else added element by element (the sums add_grad of a whole tensor makes). The rules of
+// real, imag and arg, which all read one complex tensor (the projection's output, in the
+// Euler block), so fill one adjoint instead of making three complex tensors and adding them
+// up. terms(i0, i1, buf) writes elements [i0, i1) as interleaved reals into buf (at most
+// kPutBlock elements, in L1); they are then copied or added. The buffer keeps each term
+// rounded before the addition, as when it was a tensor of its own (in one expression the
+// compiler could fuse a product and the sum into one FMA, with other last bits). Parallel
+// over fixed chunks. Nothing when z needs no gradient.
+inline constexpr std::int64_t kPutBlock = 256;
+template <RealScalar R, class Terms> void put_complex_grad(const Var<std::complex<R>>& z, const Terms& terms) {
+  bool fresh = false;
+  Tensor<std::complex<R>>* a = adjoint_to_fill(z, fresh);
+  if (!a) return;
+  R* const out = reinterpret_cast<R*>(a->data());
+  CpuDevice::parallel_for(a->numel(), 1 << 14, [out, fresh, &terms](std::int64_t b, std::int64_t e) {
+    alignas(64) R buf[2 * kPutBlock];
+    for (std::int64_t i0 = b; i0 < e; i0 += kPutBlock) {
+      const std::int64_t i1 = std::min(e, i0 + kPutBlock), m = 2 * (i1 - i0);
+      terms(i0, i1, buf);
+      R* __restrict o = out + 2 * i0;
+      if (fresh)
+        std::copy_n(buf, m, o);
+      else
+        for (std::int64_t j = 0; j < m; ++j) o[j] += buf[j];
+    }
+  });
+}
+}  // namespace detail
+
 // Re z: s = (z + z̄)/2 ⇒ G_z = G (as a complex number with zero imaginary part).
 template <RealScalar R> Var<R> real(const Var<std::complex<R>>& z) {
-  using C = std::complex<R>;
   Tensor<R> s(z.shape());
   s.vec() = z.value().vec().real();
   return record("real", s, [z](const Tensor<R>& g) {
-    add_grad(z, detail::from_array<C>(g.shape(), g.vec().template cast<C>()));
+    detail::put_complex_grad(z, [gp = g.data()](std::int64_t i0, std::int64_t i1, R* buf) {
+      const R* __restrict gs = gp + i0;
+      R* __restrict t = buf;
+      for (std::int64_t i = 0; i < i1 - i0; ++i) {
+        t[2 * i] = gs[i];
+        t[2 * i + 1] = R(0);
+      }
+    });
   }, z);
 }
-// Im z: s = (z − z̄)/(2i) ⇒ G_z = i·G.
+// Im z: s = (z − z̄)/(2i) ⇒ G_z = i·G: the product i·(G + 0i) as complex multiplication
+// forms it, (0·G − 1·0) + i·(0·0 + 1·G), kept term for term so that signed zeros and
+// non-finite G come out as they always have.
 template <RealScalar R> Var<R> imag(const Var<std::complex<R>>& z) {
-  using C = std::complex<R>;
   Tensor<R> s(z.shape());
   s.vec() = z.value().vec().imag();
   return record("imag", s, [z](const Tensor<R>& g) {
-    add_grad(z, detail::from_array<C>(g.shape(), C(0, 1) * g.vec().template cast<C>()));
+    detail::put_complex_grad(z, [gp = g.data()](std::int64_t i0, std::int64_t i1, R* buf) {
+      const R* __restrict gs = gp + i0;
+      R* __restrict t = buf;
+      for (std::int64_t i = 0; i < i1 - i0; ++i) {
+        t[2 * i] = R(0) * gs[i] - R(0);
+        t[2 * i + 1] = R(0) + gs[i];
+      }
+    });
   }, z);
 }
 // conj z: ∂s/∂z̄ = 1, ∂s/∂z = 0 ⇒ G_z = conj(G).
@@ -133,33 +198,28 @@ template <RealScalar R> Var<R> abs(const Var<std::complex<R>>& z) {
 // arg z = atan2(y, x): ∂/∂x = −y/|z|², ∂/∂y = x/|z|² ⇒ G_z = G·(−y + i·x)/|z|² = i·G·z/|z|².
 // arg 0 = 0 with zero gradient.
 template <RealScalar R> Var<R> arg(const Var<std::complex<R>>& z) {
-  using C = std::complex<R>;
   const std::int64_t n = z.numel();
   Tensor<R> re(z.shape()), im(z.shape()), s(z.shape());
   re.vec() = z.value().vec().real();
   im.vec() = z.value().vec().imag();
   simd::atan2(im.data(), re.data(), s.data(), n);
   return record("arg", s, [z](const Tensor<R>& g) {
-    Tensor<C> gz(g.shape());
-    // G_z = G·i·z/|z|² (0 at the origin), on the interleaved reals: parallel, branch-free
-    // over local restrict pointers so that it vectorises.
+    // G_z = G·i·z/|z|² (0 at the origin), on the interleaved reals, branch-free over local
+    // restrict pointers so that it vectorises, into z's adjoint.
     const R* zp = reinterpret_cast<const R*>(z.value().data());
-    const R* gp = g.data();
-    R* op = reinterpret_cast<R*>(gz.data());
-    CpuDevice::parallel_for(gz.numel(), 1 << 14, [zp, gp, op](std::int64_t b, std::int64_t e) {
-      const R* __restrict zs = zp;
-      const R* __restrict gs = gp;
-      R* __restrict os = op;
-      for (std::int64_t i = b; i < e; ++i) {
+    detail::put_complex_grad(z, [zp, gp = g.data()](std::int64_t i0, std::int64_t i1, R* buf) {
+      const R* __restrict zs = zp + 2 * i0;
+      const R* __restrict gs = gp + i0;
+      R* __restrict t = buf;
+      for (std::int64_t i = 0; i < i1 - i0; ++i) {
         const R re = zs[2 * i], im = zs[2 * i + 1];
         const R r2 = re * re + im * im;
         const bool on = r2 > R(0);  // false at the origin (and for NaN): exactly +0 there
         const R k = on ? gs[i] / r2 : R(0);
-        os[2 * i] = on ? -im * k : R(0);
-        os[2 * i + 1] = on ? re * k : R(0);
+        t[2 * i] = on ? -im * k : R(0);
+        t[2 * i + 1] = on ? re * k : R(0);
       }
     });
-    add_grad(z, std::move(gz));
   }, z);
 }
 // CReLU(z) = relu(x) + i·relu(y) ⇒ G_z = Re(G)·1[x > 0] + i·Im(G)·1[y > 0].

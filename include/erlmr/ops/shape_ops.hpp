@@ -15,7 +15,12 @@ namespace erlmr {
 
 template <Scalar T> Var<T> reshape(const Var<T>& x, std::span<const std::int64_t> dims) {
   Tensor<T> y = x.value().reshape(dims);
-  return record("reshape", y, [x](const Tensor<T>& g) { add_grad(x, g.reshape(x.shape()).clone()); }, x);
+  return record("reshape", y, [x](const Tensor<T>& g) {
+    // g's buffer itself where the pass lets the rule take it (no copy); else add_grad copies
+    // the shared buffer. (The temporary from take_adjoint is gone before add_grad runs.)
+    Tensor<T> gx = take_adjoint(g).reshape(x.shape());
+    add_grad(x, std::move(gx));
+  }, x);
 }
 template <Scalar T> Var<T> reshape(const Var<T>& x, const std::vector<std::int64_t>& dims) {
   return reshape(x, std::span<const std::int64_t>(dims));
@@ -161,11 +166,24 @@ template <Scalar T> Var<T> slice(const Var<T>& x, int axis, std::int64_t start, 
   Tensor<T> y(os);
   for (std::int64_t o = 0; o < sp.outer; ++o)
     std::copy_n(x.value().data() + (o * sp.n + start) * sp.inner, length * sp.inner, y.data() + o * length * sp.inner);
+  // G_x is G in the slice's elements and 0 elsewhere. It is written into x's adjoint in
+  // place: the first gradient to arrive is zeros with G copied in, a later one adds G into
+  // the slice's elements only (the slices of one tensor — the two modalities' halves of the
+  // stacked Euler features — then cost one pass over the tensor, not one per slice).
   return record("slice", y, [x, sp, start, length](const Tensor<T>& g) {
-    auto gx = Tensor<T>::zeros(x.shape());
-    for (std::int64_t o = 0; o < sp.outer; ++o)
-      std::copy_n(g.data() + o * length * sp.inner, length * sp.inner, gx.data() + (o * sp.n + start) * sp.inner);
-    add_grad(x, std::move(gx));
+    bool fresh = false;
+    Tensor<T>* a = adjoint_to_fill(x, fresh);
+    if (!a) return;
+    if (fresh) std::fill_n(a->data(), a->numel(), T(0));
+    const std::int64_t w = length * sp.inner;
+    for (std::int64_t o = 0; o < sp.outer; ++o) {
+      T* dst = a->data() + (o * sp.n + start) * sp.inner;
+      const T* src = g.data() + o * w;
+      if (fresh)
+        std::copy_n(src, w, dst);
+      else
+        CpuDevice::add_inplace(dst, src, w);
+    }
   }, x);
 }
 

@@ -12,6 +12,8 @@
 #include <cmath>
 #include <complex>
 #include <cstdint>
+#include <stdexcept>
+#include <tuple>
 
 #include "erlmr/core/device.hpp"
 #include "erlmr/core/scalar.hpp"
@@ -175,43 +177,72 @@ void euler_rows(const R* mu, std::int64_t m, const R* theta, std::complex<R>* z,
 //   rowsum[r] = Σ_p Re g·cos θ + Im g·sin θ over row r            (skipped when rowsum is null)
 // exp(iθ) is recomputed from θ (not z/μ, which fails at μ = 0). Each row is one thread's,
 // summed in a fixed order (SIMD lanes, then the lanes' sum, then the tail).
+//
+// For several seeds' gradients of the same z at once (grad_seeds), euler_rows_backward_seeds:
+// g[s], gtheta[s], rowsum[s] per seed (g[s] null: the seed did not reach z), θ, z and
+// exp(iθ) read or computed once per element for all of them. Each seed's arithmetic is the
+// one-seed kernel's — which is this kernel with one seed — so each seed gets the same bits as
+// its own pass.
+inline constexpr int kEulerMaxSeeds = 4;
 template <class R>
-void euler_rows_backward(const std::complex<R>* g, const R* theta, const std::complex<R>* z, R* gtheta, R* rowsum, std::int64_t rows,
-                         std::int64_t n) {
+void euler_rows_backward_seeds(const std::complex<R>* const* g, int seeds, const R* theta, const std::complex<R>* z,
+                               R* const* gtheta, R* const* rowsum, std::int64_t rows, std::int64_t n) {
+  if (seeds < 1 || seeds > kEulerMaxSeeds) throw std::invalid_argument("euler_rows_backward_seeds: 1 to 4 seeds");
+  bool any_gt = false, any_sum = false;
+  for (int s = 0; s < seeds; ++s)
+    if (g[s]) {
+      any_gt = any_gt || gtheta[s];
+      any_sum = any_sum || rowsum[s];
+    }
   for_each_row(rows, n, [&](std::int64_t r) {
-    const std::complex<R>* gr = g + r * n;
     const std::complex<R>* zr = z + r * n;
     const R* t = theta + r * n;
-    R* gt = gtheta ? gtheta + r * n : nullptr;
-    R sum = 0;
+    R sum[kEulerMaxSeeds] = {};
     std::int64_t i = 0;
 #ifdef ERLMR_USE_XSIMD
     if (enabled()) {
       using B = batch<R>;
       using CB = xsimd::batch<std::complex<R>>;
       constexpr std::int64_t W = B::size;
-      B acc(R(0));
+      B acc[kEulerMaxSeeds];
+      for (auto& a : acc) a = B(R(0));
       for (; i + W <= n; i += W) {
-        const CB gv = CB::load_unaligned(gr + i);
-        if (gt) {
-          const CB zv = CB::load_unaligned(zr + i);
-          (gv.imag() * zv.real() - gv.real() * zv.imag()).store_unaligned(gt + i);
-        }
-        if (rowsum) {
-          B sn, cs;
-          std::tie(sn, cs) = xsimd::sincos(B(xsimd::load_unaligned(t + i)));
-          acc = acc + (gv.real() * cs + gv.imag() * sn);
+        B sn(R(0)), cs(R(0));
+        if (any_sum) std::tie(sn, cs) = xsimd::sincos(B(xsimd::load_unaligned(t + i)));
+        CB zv;
+        if (any_gt) zv = CB::load_unaligned(zr + i);
+        for (int s = 0; s < seeds; ++s) {
+          if (!g[s]) continue;
+          const CB gv = CB::load_unaligned(g[s] + r * n + i);
+          if (gtheta[s]) (gv.imag() * zv.real() - gv.real() * zv.imag()).store_unaligned(gtheta[s] + r * n + i);
+          if (rowsum[s]) acc[s] = acc[s] + (gv.real() * cs + gv.imag() * sn);
         }
       }
-      sum = xsimd::hadd(acc);
+      for (int s = 0; s < seeds; ++s)
+        if (g[s] && rowsum[s]) sum[s] = xsimd::hadd(acc[s]);
     }
 #endif
     for (; i < n; ++i) {
-      if (gt) gt[i] = gr[i].imag() * zr[i].real() - gr[i].real() * zr[i].imag();
-      if (rowsum) sum += gr[i].real() * std::cos(t[i]) + gr[i].imag() * std::sin(t[i]);
+      R cs = 0, sn = 0;
+      if (any_sum) {
+        cs = std::cos(t[i]);
+        sn = std::sin(t[i]);
+      }
+      for (int s = 0; s < seeds; ++s) {
+        if (!g[s]) continue;
+        const std::complex<R> gi = g[s][r * n + i];
+        if (gtheta[s]) gtheta[s][r * n + i] = gi.imag() * zr[i].real() - gi.real() * zr[i].imag();
+        if (rowsum[s]) sum[s] += gi.real() * cs + gi.imag() * sn;
+      }
     }
-    if (rowsum) rowsum[r] = sum;
+    for (int s = 0; s < seeds; ++s)
+      if (g[s] && rowsum[s]) rowsum[s][r] = sum[s];
   });
+}
+template <class R>
+void euler_rows_backward(const std::complex<R>* g, const R* theta, const std::complex<R>* z, R* gtheta, R* rowsum, std::int64_t rows,
+                         std::int64_t n) {
+  euler_rows_backward_seeds(&g, 1, theta, z, &gtheta, &rowsum, rows, n);
 }
 
 // c[i] = a[i] * b[i] for complex arrays (interleaved storage).
