@@ -131,6 +131,21 @@ TEST_CASE("complex: real, imag and arg of one tensor fill its adjoint in place")
       CHECK(test::max_abs_diff(z.grad(), want) < 1e-12);
     }
   }
+  SUBCASE("past one buffer block and one parallel chunk (kPutBlock, 1 << 14 elements)") {
+    for (const std::int64_t n : {std::int64_t(detail::kPutBlock) + 3, std::int64_t(2 * (1 << 14) + 77)}) {
+      CAPTURE(n);
+      auto zl = rnd<cd>(Shape{n}, 12);
+      auto ur = rnd<double>(Shape{n}, 13, false), ui = rnd<double>(Shape{n}, 14, false), ua = rnd<double>(Shape{n}, 15, false);
+      backward(add(add(sum(mul(real(zl), ur)), sum(mul(imag(zl), ui))), sum(mul(arg(zl), ua))));
+      double worst = 0;
+      for (std::int64_t k = 0; k < n; ++k) {
+        const cd v = zl.value().data()[k];
+        const cd want = cd(ur.value().data()[k], ui.value().data()[k]) + cd(0, 1) * ua.value().data()[k] * v / std::norm(v);
+        worst = std::max(worst, std::abs(zl.grad().data()[k] - want));
+      }
+      CHECK(worst < 1e-12);
+    }
+  }
   SUBCASE("grad_seeds: each seed's gradient is its own backward pass's") {
     const Var<double> outs[3] = {sum(mul(real(z), wr)), add(sum(mul(imag(z), wi)), sum(mul(arg(z), wa))), sum(mul(arg(z), wr))};
     const auto gs = grad_seeds<double, cd, CpuDevice>(std::span<const Var<double>>(outs, 3), std::vector<Var<cd>>{z}, true);

@@ -134,12 +134,14 @@ void grad_pass(const Var<T, D>& out, const std::vector<Var<U, D>>& inputs, bool 
   auto tape = reverse_tape(out.node().get());
   const std::uint64_t needed = mark_needed(tape, inputs);
   out.node()->adjoint = seed_gradient(out, seed);
-  // Only rules that lead to a wanted node run; adjoints are kept until the end
-  // because a wanted intermediate node may also pass gradient further down.
-  bool leaves = true;  // then no adjoint is read after its node's rule: rules may consume theirs
+  // Only rules that lead to a wanted node run; with an intermediate input, adjoints are kept
+  // until the end because a wanted intermediate node may also pass gradient further down.
+  // With leaf inputs only, no node's adjoint is read after its rule (a leaf has no rule, so its
+  // adjoint is left for take): each is dropped right after its rule, and rules may take theirs.
+  bool leaves = true;
   for (const auto& v : inputs) leaves = leaves && v.is_leaf();
   const ConsumeAdjoints consume(leaves);
-  run_tape(tape, retain_graph, false, [&](NodeBase* n) { return leads_to(n, needed); });
+  run_tape(tape, retain_graph, /*clear_after_use=*/leaves, [&](NodeBase* n) { return leads_to(n, needed); });
   for (std::size_t i = 0; i < inputs.size(); ++i) take(i, inputs[i].node()->adjoint);
   for (NodeBase* n : tape) n->clear_adjoint();
   for (const auto& v : inputs) v.node()->clear_adjoint();
