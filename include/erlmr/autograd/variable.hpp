@@ -58,33 +58,31 @@ inline bool grad_enabled() { return detail::g_no_grad_depth == 0; }
 // or once for all of them when the op recorded a rule for several seeds (record_seeds).
 inline constexpr int kMaxSeeds = 4;
 namespace detail {
-inline thread_local int g_active_seed = -1;  // -1: an ordinary pass (the node's `adjoint`)
-// Makes seed s the active one for the scope (the rules of one pass run on the thread that
-// walks the tape).
-class ActiveSeed {
+// Sets one of this thread's pass settings for a scope and restores the previous value on every
+// way out (the rules of one pass run on the thread that walks the tape).
+template <class V> class ScopedSetting {
  public:
-  explicit ActiveSeed(int s) : saved_(g_active_seed) { g_active_seed = s; }
-  ~ActiveSeed() { g_active_seed = saved_; }
-  ActiveSeed(const ActiveSeed&) = delete;
-  ActiveSeed& operator=(const ActiveSeed&) = delete;
+  ScopedSetting(V& setting, V v) : setting_(setting), saved_(setting) { setting_ = v; }
+  ~ScopedSetting() { setting_ = saved_; }
+  ScopedSetting(const ScopedSetting&) = delete;
+  ScopedSetting& operator=(const ScopedSetting&) = delete;
 
  private:
-  int saved_;
+  V& setting_;
+  V saved_;
+};
+inline thread_local int g_active_seed = -1;  // -1: an ordinary pass (the node's `adjoint`)
+// Makes seed s the active one for the scope.
+struct ActiveSeed : ScopedSetting<int> {
+  explicit ActiveSeed(int s) : ScopedSetting(g_active_seed, s) {}
 };
 // Whether the pass under way drops every node's adjoint right after the node's rule ran
 // (backward, grad_seeds, and grad_factored/grad when all the inputs are leaves — not when an
 // intermediate node's adjoint is wanted as a result). A rule may then take its adjoint's
 // buffer instead of copying it (take_adjoint).
 inline thread_local bool g_consume_adjoints = false;
-class ConsumeAdjoints {
- public:
-  explicit ConsumeAdjoints(bool on) : saved_(g_consume_adjoints) { g_consume_adjoints = on; }
-  ~ConsumeAdjoints() { g_consume_adjoints = saved_; }
-  ConsumeAdjoints(const ConsumeAdjoints&) = delete;
-  ConsumeAdjoints& operator=(const ConsumeAdjoints&) = delete;
-
- private:
-  bool saved_;
+struct ConsumeAdjoints : ScopedSetting<bool> {
+  explicit ConsumeAdjoints(bool on) : ScopedSetting(g_consume_adjoints, on) {}
 };
 }  // namespace detail
 

@@ -117,11 +117,11 @@ namespace detail {
 // else added element by element (the sums add_grad of a whole tensor makes). The rules of
 // real, imag and arg, which all read one complex tensor (the projection's output, in the
 // Euler block), so fill one adjoint instead of making three complex tensors and adding them
-// up. terms(i0, i1, buf) writes elements [i0, i1) as interleaved reals into buf (at most
-// kPutBlock elements, in L1); they are then copied or added. The buffer keeps each term
-// rounded before the addition, as when it was a tensor of its own (in one expression the
-// compiler could fuse a product and the sum into one FMA, with other last bits). Parallel
-// over fixed chunks. Nothing when z needs no gradient.
+// up. terms(i0, i1, dst) writes elements [i0, i1) as interleaved reals into dst: the adjoint
+// itself when fresh, else a buffer of at most kPutBlock elements (in L1) that is then added.
+// The buffer keeps each term rounded before the addition, as when it was a tensor of its own
+// (in one expression the compiler could fuse a product and the sum into one FMA, with other
+// last bits). Parallel over fixed chunks. Nothing when z needs no gradient.
 inline constexpr std::int64_t kPutBlock = 256;
 template <RealScalar R, class Terms> void put_complex_grad(const Var<std::complex<R>>& z, const Terms& terms) {
   bool fresh = false;
@@ -129,15 +129,15 @@ template <RealScalar R, class Terms> void put_complex_grad(const Var<std::comple
   if (!a) return;
   R* const out = reinterpret_cast<R*>(a->data());
   CpuDevice::parallel_for(a->numel(), 1 << 14, [out, fresh, &terms](std::int64_t b, std::int64_t e) {
+    if (fresh) {
+      terms(b, e, out + 2 * b);
+      return;
+    }
     alignas(64) R buf[2 * kPutBlock];
     for (std::int64_t i0 = b; i0 < e; i0 += kPutBlock) {
-      const std::int64_t i1 = std::min(e, i0 + kPutBlock), m = 2 * (i1 - i0);
+      const std::int64_t i1 = std::min(e, i0 + kPutBlock);
       terms(i0, i1, buf);
-      R* __restrict o = out + 2 * i0;
-      if (fresh)
-        std::copy_n(buf, m, o);
-      else
-        for (std::int64_t j = 0; j < m; ++j) o[j] += buf[j];
+      CpuDevice::add_inplace(out + 2 * i0, static_cast<const R*>(buf), 2 * (i1 - i0));
     }
   });
 }
@@ -148,9 +148,9 @@ template <RealScalar R> Var<R> real(const Var<std::complex<R>>& z) {
   Tensor<R> s(z.shape());
   s.vec() = z.value().vec().real();
   return record("real", s, [z](const Tensor<R>& g) {
-    detail::put_complex_grad(z, [gp = g.data()](std::int64_t i0, std::int64_t i1, R* buf) {
+    detail::put_complex_grad(z, [gp = g.data()](std::int64_t i0, std::int64_t i1, R* dst) {
       const R* __restrict gs = gp + i0;
-      R* __restrict t = buf;
+      R* __restrict t = dst;
       for (std::int64_t i = 0; i < i1 - i0; ++i) {
         t[2 * i] = gs[i];
         t[2 * i + 1] = R(0);
@@ -165,9 +165,9 @@ template <RealScalar R> Var<R> imag(const Var<std::complex<R>>& z) {
   Tensor<R> s(z.shape());
   s.vec() = z.value().vec().imag();
   return record("imag", s, [z](const Tensor<R>& g) {
-    detail::put_complex_grad(z, [gp = g.data()](std::int64_t i0, std::int64_t i1, R* buf) {
+    detail::put_complex_grad(z, [gp = g.data()](std::int64_t i0, std::int64_t i1, R* dst) {
       const R* __restrict gs = gp + i0;
-      R* __restrict t = buf;
+      R* __restrict t = dst;
       for (std::int64_t i = 0; i < i1 - i0; ++i) {
         t[2 * i] = R(0) * gs[i] - R(0);
         t[2 * i + 1] = R(0) + gs[i];
@@ -207,10 +207,10 @@ template <RealScalar R> Var<R> arg(const Var<std::complex<R>>& z) {
     // G_z = G·i·z/|z|² (0 at the origin), on the interleaved reals, branch-free over local
     // restrict pointers so that it vectorises, into z's adjoint.
     const R* zp = reinterpret_cast<const R*>(z.value().data());
-    detail::put_complex_grad(z, [zp, gp = g.data()](std::int64_t i0, std::int64_t i1, R* buf) {
+    detail::put_complex_grad(z, [zp, gp = g.data()](std::int64_t i0, std::int64_t i1, R* dst) {
       const R* __restrict zs = zp + 2 * i0;
       const R* __restrict gs = gp + i0;
-      R* __restrict t = buf;
+      R* __restrict t = dst;
       for (std::int64_t i = 0; i < i1 - i0; ++i) {
         const R re = zs[2 * i], im = zs[2 * i + 1];
         const R r2 = re * re + im * im;
